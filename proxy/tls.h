@@ -1,0 +1,113 @@
+/*
+ * tls - certificates and TLS for the proxy, over memory only.
+ *
+ * A tls_set is built once per configuration: for each listener, one
+ * SSL_CTX per configured certificate (built once, shared by all sessions
+ * and workers), the names each certificate serves (configured "names", else
+ * its subjectAltName dNSNames, else its CN) and a client-hello callback that
+ * picks the certificate by SNI through certname_select(): exact, then
+ * wildcard, else the listener's default (its first certificate); among
+ * equally good certificates (RSA and ECDSA for one name) the one whose key
+ * type the client's signature algorithms allow.
+ *
+ * A tls_conn is one server-side TLS session over two memory BIOs: the
+ * session feeds it ciphertext read from the socket and takes ciphertext to
+ * write; it never touches a socket or an event loop (no uv.h here).
+ * Renegotiation is refused; SSL_MODE_RELEASE_BUFFERS is on.
+ */
+#ifndef STP_TLS_H
+#define STP_TLS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+#include "config.h"
+
+struct tls_set;
+struct tls_conn;
+
+/*
+ * Load every certificate and key of cfg, build the contexts and store the
+ * set in cfg->tls.  Problems go to errs as "PATH: message" (missing,
+ * unreadable, not a certificate, key does not match, bad cipher list,
+ * client_ca unreadable).  An expired or not-yet-valid certificate goes to
+ * warns (at normal start it is served: opportunistic senders still get
+ * encryption).  Returns 0, or -1 when errs got something.
+ */
+int	tls_set_build(struct config *cfg, struct strlist *errs,
+	    struct strlist *warns);
+void	tls_set_free(struct tls_set *set);
+
+/* Does listener li (index into cfg->listeners) have a certificate? */
+bool	tls_listener_has_cert(const struct tls_set *set, size_t li);
+
+/*
+ * "starttls-proxy -t": for each listener and certificate print to out the
+ * path, the names served, key type and size, notBefore/notAfter, issuer;
+ * errors (expired, not yet valid, mismatch, unreadable) as lines starting
+ * "error: " and expiry within 14 days as "warning: ".  Returns the number
+ * of errors.
+ */
+int	tls_check_report(struct config *cfg, FILE *out);
+
+struct tls_conn	*tls_conn_new(const struct tls_set *set, size_t li);
+void		 tls_conn_free(struct tls_conn *c);
+
+/* Ciphertext from the client.  Returns 0, -1 on allocation failure. */
+int		 tls_feed(struct tls_conn *c, const void *buf, size_t len);
+/* Ciphertext buffered in the input BIO, not yet consumed by OpenSSL. */
+size_t		 tls_pending_in(const struct tls_conn *c);
+
+enum tls_status {
+	TLS_OK = 0,	/* handshake: done */
+	TLS_AGAIN,	/* needs more ciphertext in (or output to be flushed) */
+	TLS_CLOSED,	/* close_notify received (read) */
+	TLS_ERROR	/* fatal; tls_conn_error() says why */
+};
+
+/* Advance the handshake.  Output (ServerHello, alerts, tickets) is left in
+ * the output BIO; call tls_take_out() after every call here. */
+enum tls_status	 tls_handshake(struct tls_conn *c);
+
+/*
+ * Decrypt up to len bytes of plaintext into buf.  Returns the number of
+ * bytes (> 0), 0 with *st = TLS_AGAIN when nothing is available yet, or 0
+ * with *st = TLS_CLOSED / TLS_ERROR.
+ */
+size_t		 tls_read(struct tls_conn *c, void *buf, size_t len,
+		    enum tls_status *st);
+
+/* Encrypt all of buf into the output BIO.  Returns 0, or -1 (TLS_ERROR). */
+int		 tls_write(struct tls_conn *c, const void *buf, size_t len);
+
+/* Queue a close_notify alert. */
+void		 tls_shutdown(struct tls_conn *c);
+
+/* Ciphertext waiting to go to the client. */
+size_t		 tls_pending_out(const struct tls_conn *c);
+/* Move up to len bytes of it into buf; returns the count. */
+size_t		 tls_take_out(struct tls_conn *c, void *buf, size_t len);
+
+struct tls_info {
+	const char	*version;	/* "TLSv1.3" */
+	int		 version_num;	/* 0x0304 */
+	const char	*cipher;	/* "TLS_AES_256_GCM_SHA384" */
+	int		 cipher_bits;
+	const char	*sni;		/* NULL when none was sent */
+	bool		 client_verified;
+	char		 client_subject[256];	/* "" when none */
+	const char	*cert_name;	/* first name of the certificate served */
+};
+/* Facts of a completed handshake; pointers live as long as the conn. */
+void		 tls_get_info(struct tls_conn *c, struct tls_info *out);
+
+/* Why the last TLS_ERROR happened, a short static-ish string for logs and
+ * metrics ("handshake: no shared cipher", "renegotiation refused"...). */
+const char	*tls_conn_error(const struct tls_conn *c);
+
+/* Library versions for -V. */
+const char	*tls_library_version(void);
+
+#endif
