@@ -1,0 +1,192 @@
+/*
+ * main - command line, configuration check, start.
+ *
+ * Order: parse arguments, load and check the configuration, load every
+ * certificate and key, then run the workers.  "-t" stops after the checks
+ * and prints the certificate report.  Configuration errors exit 1, never
+ * a crash.
+ */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <libconfig.h>
+#include <uv.h>
+
+#include "config.h"
+#include "log.h"
+#include "tls.h"
+#include "worker.h"
+
+#define DEFAULT_CONFIG	"config/starttls-proxy.conf"
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: starttls-proxy [-c FILE]      run in the foreground, log to stderr\n"
+	    "       starttls-proxy -t [-c FILE]   check the configuration and every certificate\n"
+	    "       starttls-proxy -V             print version information\n"
+	    "       starttls-proxy -h             this help\n"
+	    "The configuration file is FILE, else $STARTTLS_PROXY_CONFIG, else\n"
+	    DEFAULT_CONFIG " (relative to the working directory).\n");
+}
+
+static void
+version(void)
+{
+	printf("starttls-proxy %s\n", STP_VERSION);
+	printf("OpenSSL: %s\n", tls_library_version());
+	printf("libuv: %s\n", uv_version_string());
+	printf("libconfig: %d.%d.%d\n", LIBCONFIG_VER_MAJOR,
+	    LIBCONFIG_VER_MINOR, LIBCONFIG_VER_REVISION);
+}
+
+/* Features that parse but are not implemented yet are refused clearly. */
+static void
+check_supported(const struct config *cfg, struct strlist *errs,
+    struct strlist *warns)
+{
+	size_t i;
+	const struct cfg_listener *lc;
+
+	if (cfg->user[0] != '\0')
+		strlist_add(errs, "%s: user: dropping privileges is not "
+		    "supported yet (leave user = \"\")", cfg->path);
+	if (cfg->stats_enabled)
+		strlist_add(errs, "%s: stats: metrics are not supported yet "
+		    "(remove the stats group)", cfg->path);
+	if (cfg->workers > 1)
+		strlist_add(warns, "%s: workers = %d: this version runs one "
+		    "event loop", cfg->path, cfg->workers);
+	for (i = 0; i < cfg->n_listeners; i++) {
+		lc = &cfg->listeners[i];
+		if (lc->proxy_protocol)
+			strlist_add(errs, "%s:%d: listener %s: proxy_protocol "
+			    "is not supported yet", cfg->path, lc->line,
+			    lc->name);
+		if (lc->backend.proxy_protocol != PROXY_OUT_NONE)
+			strlist_add(errs, "%s:%d: listener %s: "
+			    "backend.proxy_protocol is not supported yet",
+			    cfg->path, lc->line, lc->name);
+		if (lc->backend.xclient)
+			strlist_add(errs, "%s:%d: listener %s: backend.xclient "
+			    "is not supported yet", cfg->path, lc->line,
+			    lc->name);
+		if (lc->tls_mode == TLS_MODE_IMPLICIT)
+			strlist_add(errs, "%s:%d: listener %s: tls_mode "
+			    "\"implicit\" is not supported yet", cfg->path,
+			    lc->line, lc->name);
+	}
+}
+
+static void
+print_list(FILE *f, const char *prefix, const struct strlist *l)
+{
+	size_t i;
+
+	for (i = 0; i < l->n; i++)
+		fprintf(f, "%s%s\n", prefix, l->v[i]);
+}
+
+static struct config *
+load(const char *path, struct strlist *errs, struct strlist *warns)
+{
+	struct config *cfg;
+
+	if ((cfg = cfg_load(path, errs, warns)) == NULL)
+		return NULL;
+	check_supported(cfg, errs, warns);
+	if (errs->n > 0) {
+		cfg_unref(cfg);
+		return NULL;
+	}
+	if (tls_set_build(cfg, errs, warns) < 0 || errs->n > 0) {
+		cfg_unref(cfg);
+		return NULL;
+	}
+	return cfg;
+}
+
+int
+main(int argc, char *argv[])
+{
+	struct strlist errs = { 0 }, warns = { 0 };
+	struct config *cfg;
+	const char *path = NULL;
+	int ch, test = 0, rc;
+
+	while ((ch = getopt(argc, argv, "c:thV")) != -1) {
+		switch (ch) {
+		case 'c':
+			path = optarg;
+			break;
+		case 't':
+			test = 1;
+			break;
+		case 'V':
+			version();
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 1;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return 1;
+	}
+	if (path == NULL && (path = getenv("STARTTLS_PROXY_CONFIG")) != NULL &&
+	    *path == '\0')
+		path = NULL;
+	if (path == NULL)
+		path = DEFAULT_CONFIG;
+	signal(SIGPIPE, SIG_IGN);
+
+	cfg = load(path, &errs, &warns);
+	if (test) {
+		print_list(stderr, "", &errs);
+		print_list(stderr, "warning: ", &warns);
+		if (cfg == NULL) {
+			fprintf(stderr, "%s: configuration has errors\n", path);
+			rc = 1;
+		} else {
+			rc = tls_check_report(cfg, stdout) > 0;
+			if (rc == 0)
+				printf("%s: configuration OK\n", path);
+			else
+				fprintf(stderr, "%s: certificate errors\n",
+				    path);
+			cfg_unref(cfg);
+		}
+		strlist_free(&errs);
+		strlist_free(&warns);
+		return rc;
+	}
+	if (cfg == NULL) {
+		print_list(stderr, "", &errs);
+		fprintf(stderr, "%s: configuration has errors, not starting\n",
+		    path);
+		strlist_free(&errs);
+		strlist_free(&warns);
+		return 1;
+	}
+	log_init(cfg->log_level, cfg->log_format == LOG_FORMAT_JSON);
+	for (size_t i = 0; i < warns.n; i++)
+		log_warnx("%s", warns.v[i]);
+	strlist_free(&errs);
+	strlist_free(&warns);
+	if (geteuid() == 0 && cfg->user[0] == '\0')
+		log_warnx("running as root (set user = \"...\" to drop "
+		    "privileges once that is supported)");
+	log_info("starttls-proxy %s starting (%s)", STP_VERSION, path);
+	rc = worker_run(cfg) < 0 ? 1 : 0;
+	cfg_unref(cfg);
+	return rc;
+}

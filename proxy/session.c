@@ -1,0 +1,1389 @@
+/*
+ * session - one client connection and the backend connection it owns.
+ *
+ * The only file that sees the client socket, TLS and the backend together.
+ * libuv callbacks only translate (bytes in, write done, timer, EOF) and call
+ * sess_pump(), which decides everything in one place: advance the
+ * handshake, pull plaintext out of TLS, frame backend replies into their
+ * slots, frame client commands (policy, then a slot, then forward), relay
+ * message content, send ready replies in command order, and finally choose
+ * which sides to read (the only caller of uv_read_start/stop).
+ *
+ * Invariants:
+ *  - the client sees replies only from the head of the reply queue, so in
+ *    command order (RFC 2920), the proxy's own replies included;
+ *  - a 2xx for a message only ever comes from the backend; every failure
+ *    becomes a 4xx in the slot that was waiting (nothing is lost);
+ *  - STARTTLS is never forwarded; every byte the client sent after it and
+ *    before the handshake is dropped (CVE-2011-0411), and no plaintext
+ *    moves either way until the handshake is done;
+ *  - with bare_newline = reject, the backend never receives the end of a
+ *    message that held a bare CR or LF (SMTP smuggling);
+ *  - every buffer is bounded; a full one stops reading from its source.
+ * After sess_close() the session is SS_CLOSED and is freed from the last
+ * handle's close callback, never earlier: code that may close checks the
+ * state and returns without further work.
+ */
+#include <arpa/inet.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "buf.h"
+#include "log.h"
+#include "policy.h"
+#include "received.h"
+#include "replyq.h"
+#include "session.h"
+#include "smtp_ehlo.h"
+#include "smtp_parse.h"
+#include "tls.h"
+#include "worker.h"
+
+#define CIN_CAP		(64 * 1024)	/* client plaintext not yet processed */
+#define BIN_CAP		(64 * 1024)	/* backend bytes not yet framed */
+#define REPLY_MAX	(32 * 1024)	/* one backend reply, all lines */
+#define HIGH_MARK	(256 * 1024)	/* queued toward one side: stop the other */
+#define TLS_IN_CAP	(64 * 1024)	/* ciphertext not yet decrypted */
+#define REPLYQ_CAP	128		/* pipelined commands in flight */
+#define BACKEND_REPLY_TIMEOUT 600	/* seconds, RFC 5321 §4.5.3.2 DATA end */
+#define CLOSE_LINGER	5		/* seconds to flush a last reply */
+
+enum sess_state {
+	SS_BACKEND_CONNECT = 0,	/* connecting to the backend */
+	SS_GREETING,		/* waiting for the backend's greeting */
+	SS_COMMANDS,		/* SMTP dialogue (plaintext or inside TLS) */
+	SS_STARTTLS_DRAIN,	/* our 220 queued; client input discarded */
+	SS_HANDSHAKE,		/* TLS handshake: no plaintext either way */
+	SS_CLOSED
+};
+
+static const char *const sess_state_names[] = {
+	"BACKEND_CONNECT", "GREETING", "COMMANDS", "STARTTLS_DRAIN",
+	"HANDSHAKE", "CLOSED"
+};
+
+/* What the next client bytes are, in SS_COMMANDS. */
+enum in_mode {
+	IN_CMD = 0,		/* command lines */
+	IN_DATA_WAIT,		/* DATA sent: wait for 354 before reading on */
+	IN_DATA,		/* message content, relayed */
+	IN_DATA_POISONED,	/* content with a bare CR/LF: dropped to its end */
+	IN_BDAT,		/* a BDAT chunk, relayed */
+	IN_BDAT_DISCARD,	/* a refused BDAT chunk, dropped */
+	IN_IGNORE		/* nothing more is read as commands */
+};
+
+#define SF_TLS			0x0001
+#define SF_BE_OPEN		0x0002	/* backend handle initialised */
+#define SF_BE_GONE		0x0004	/* backend closed or failed */
+#define SF_BE_EOF		0x0008
+#define SF_CLIENT_EOF		0x0010
+#define SF_CLIENT_READING	0x0020
+#define SF_BE_READING		0x0040
+#define SF_CLOSE_AFTER_FLUSH	0x0080
+#define SF_BDAT_TX		0x0100	/* this BDAT transaction has its header */
+#define SF_PUMPING		0x0200
+#define SF_REPUMP		0x0400
+#define SF_COUNTED		0x0800	/* holds a connection limit slot */
+#define SF_ESMTP		0x1000
+
+struct wreq {
+	uv_write_t	 req;
+	struct session	*s;
+	char		*base;
+	int		 to_client;
+};
+
+struct session {
+	struct session		*next, *prev;
+	struct worker		*w;
+	struct config		*cfg;		/* ref held for the session's life */
+	const struct cfg_listener *lc;
+	size_t			 li;
+	struct lsn_limits	*limits;
+	char			 id[24];
+	enum sess_state		 state;
+	enum in_mode		 in;
+	unsigned		 flags;
+
+	uv_tcp_t		 client;
+	union {
+		uv_handle_t	 handle;
+		uv_stream_t	 stream;
+		uv_tcp_t	 tcp;
+		uv_pipe_t	 pipe;
+	}			 be;
+	uv_connect_t		 be_req;
+	uv_timer_t		 timer;
+	int			 handles;	/* open libuv handles */
+	int			 client_writes;	/* uv_write requests in flight */
+
+	struct tls_conn		*tls;
+	struct tls_info		 tinfo;
+	struct sec_facts	 facts;
+	struct smtp_framer	 framer;
+	struct smtp_datascan	 ds;
+	uint64_t		 bdat_left;
+
+	struct buf		 cin;	/* client plaintext, unprocessed */
+	struct buf		 bin;	/* backend bytes, unframed */
+	struct buf		 cout;	/* replies to send (plaintext) */
+	struct buf		 bout;	/* bytes to send to the backend */
+	struct replyq		 rq;
+
+	struct sockaddr_storage	 peer;
+	char			 peer_addr[INET6_ADDRSTRLEN];
+	char			*helo;
+	const char		*end;		/* how it ended, for the log */
+	uint64_t		 bytes_in;	/* client -> backend */
+	uint64_t		 bytes_out;	/* backend -> client */
+	unsigned		 messages;
+	unsigned		 refusals;
+	uint64_t		 start_ms;
+};
+
+static void	sess_pump(struct session *);
+static void	sess_close(struct session *, const char *);
+static void	sess_fail(struct session *, const char *, const char *);
+static void	sess_arm_timer(struct session *);
+static void	on_client_read(uv_stream_t *, ssize_t, const uv_buf_t *);
+static void	on_backend_read(uv_stream_t *, ssize_t, const uv_buf_t *);
+static void	on_handle_closed(uv_handle_t *);
+
+static void
+sess_enter(struct session *s, enum sess_state st)
+{
+	if (s->state == st)
+		return;
+	log_debug("%s: %s -> %s", s->id, sess_state_names[s->state],
+	    sess_state_names[st]);
+	s->state = st;
+}
+
+/* --- replies --------------------------------------------------------- */
+
+/* Queue the proxy's own reply "CODE ENH TEXT" in the next slot. */
+static void
+reply_local(struct session *s, enum smtp_verb verb, uint16_t flags,
+    int code, const char *enh, const char *text)
+{
+	char line[512];
+	int n;
+
+	n = snprintf(line, sizeof(line), "%d %s %s\r\n", code, enh, text);
+	if (n < 0 || (size_t)n >= sizeof(line))
+		n = snprintf(line, sizeof(line), "%d %s\r\n", code, enh);
+	if (replyq_push_local(&s->rq, verb, flags, line, (size_t)n) == NULL)
+		sess_close(s, "out of memory");
+}
+
+/* --- writing --------------------------------------------------------- */
+
+static void
+on_write_done(uv_write_t *req, int status)
+{
+	struct wreq *wr = (struct wreq *)req;
+	struct session *s = wr->s;
+	int to_client = wr->to_client;
+
+	free(wr->base);
+	free(wr);
+	if (to_client)
+		s->client_writes--;
+	if (s->state == SS_CLOSED)
+		return;
+	if (status < 0) {
+		if (to_client)
+			sess_close(s, "client write error");
+		else
+			sess_fail(s, "backend write error",
+			    "421 4.4.2 Connection to the mail server lost\r\n");
+		return;
+	}
+	sess_pump(s);
+}
+
+/* Hand base[0..len) (malloc'd, ours no more) to uv_write. */
+static int
+stream_send(struct session *s, uv_stream_t *st, char *base, size_t len,
+    int to_client)
+{
+	struct wreq *wr;
+	uv_buf_t b;
+	int r;
+
+	if ((wr = malloc(sizeof(*wr))) == NULL) {
+		free(base);
+		return -1;
+	}
+	wr->s = s;
+	wr->base = base;
+	wr->to_client = to_client;
+	b = uv_buf_init(base, (unsigned)len);
+	if ((r = uv_write(&wr->req, st, &b, 1, on_write_done)) < 0) {
+		free(base);
+		free(wr);
+		return -1;
+	}
+	if (to_client)
+		s->client_writes++;
+	return 0;
+}
+
+/* Move TLS output (handshake records, encrypted replies) to the socket. */
+static int
+flush_tls_out(struct session *s)
+{
+	size_t n;
+	char *p;
+
+	if (s->tls == NULL || (n = tls_pending_out(s->tls)) == 0)
+		return 0;
+	if ((p = malloc(n)) == NULL)
+		return -1;
+	n = tls_take_out(s->tls, p, n);
+	return stream_send(s, (uv_stream_t *)&s->client, p, n, 1);
+}
+
+static void
+flush_client(struct session *s)
+{
+	size_t len;
+	char *p;
+
+	if (s->state == SS_CLOSED)
+		return;
+	if (s->cout.len > 0) {
+		if (s->tls != NULL) {
+			if (tls_write(s->tls, buf_data(&s->cout),
+			    s->cout.len) < 0) {
+				sess_close(s, "tls write error");
+				return;
+			}
+			buf_consume(&s->cout, s->cout.len);
+			buf_release(&s->cout);
+		} else {
+			p = buf_steal(&s->cout, &len);
+			if (stream_send(s, (uv_stream_t *)&s->client, p, len,
+			    1) < 0) {
+				sess_close(s, "client write error");
+				return;
+			}
+		}
+	}
+	if (flush_tls_out(s) < 0)
+		sess_close(s, "client write error");
+}
+
+static void
+flush_backend(struct session *s)
+{
+	size_t len;
+	char *p;
+
+	if (s->state == SS_CLOSED || s->bout.len == 0)
+		return;
+	if (s->flags & SF_BE_GONE) {
+		buf_consume(&s->bout, s->bout.len);
+		buf_release(&s->bout);
+		return;
+	}
+	p = buf_steal(&s->bout, &len);
+	if (stream_send(s, &s->be.stream, p, len, 0) < 0)
+		sess_fail(s, "backend write error",
+		    "421 4.4.2 Connection to the mail server lost\r\n");
+}
+
+static size_t
+client_queued(struct session *s)
+{
+	size_t n = s->cout.len;
+
+	n += uv_stream_get_write_queue_size((uv_stream_t *)&s->client);
+	if (s->tls != NULL)
+		n += tls_pending_out(s->tls);
+	return n;
+}
+
+static size_t
+backend_queued(struct session *s)
+{
+	size_t n = s->bout.len;
+
+	if (s->flags & SF_BE_OPEN)
+		n += uv_stream_get_write_queue_size(&s->be.stream);
+	return n;
+}
+
+/* --- failure paths --------------------------------------------------- */
+
+static void
+backend_close(struct session *s)
+{
+	s->flags |= SF_BE_GONE;
+	if ((s->flags & SF_BE_OPEN) && !uv_is_closing(&s->be.handle)) {
+		if (s->flags & SF_BE_READING) {
+			uv_read_stop(&s->be.stream);
+			s->flags &= ~SF_BE_READING;
+		}
+		uv_close(&s->be.handle, on_handle_closed);
+	}
+}
+
+/*
+ * The session cannot go on (backend lost, shutdown, smuggling): answer
+ * reply (a complete "421 ..." line) in the slot that waits for the backend,
+ * or after the replies already given, then close.  Never a 2xx.
+ */
+static void
+sess_fail(struct session *s, const char *why, const char *reply)
+{
+	struct reply_slot *slot;
+
+	if (s->state == SS_CLOSED || (s->flags & SF_CLOSE_AFTER_FLUSH))
+		return;
+	if (s->end == NULL)
+		s->end = why;
+	log_debug("%s: %s", s->id, why);
+	backend_close(s);
+	s->in = IN_IGNORE;
+	buf_consume(&s->cin, s->cin.len);
+	if (s->state == SS_HANDSHAKE || s->state == SS_STARTTLS_DRAIN) {
+		sess_close(s, why);
+		return;
+	}
+	if ((slot = replyq_waiting(&s->rq)) != NULL) {
+		if (replyq_fill(&s->rq, slot, reply, strlen(reply)) < 0) {
+			sess_close(s, "out of memory");
+			return;
+		}
+		slot->flags = (slot->flags | RS_CLOSE) &
+		    ~(RS_SWALLOW | RS_STARTTLS | RS_GREETING);
+	} else if (replyq_push_local(&s->rq, SMTP_V_UNKNOWN, RS_CLOSE, reply,
+	    strlen(reply)) == NULL) {
+		sess_close(s, why);
+		return;
+	}
+	sess_pump(s);
+	if (s->state != SS_CLOSED)
+		sess_arm_timer(s);
+}
+
+/* --- TLS ------------------------------------------------------------- */
+
+static void
+start_tls(struct session *s)
+{
+	if ((s->tls = tls_conn_new(s->cfg->tls, s->li)) == NULL) {
+		sess_close(s, "tls setup failed");
+		return;
+	}
+	buf_consume(&s->cin, s->cin.len);	/* CVE-2011-0411 */
+	sess_enter(s, SS_HANDSHAKE);
+	sess_arm_timer(s);
+}
+
+static void
+handshake_done(struct session *s)
+{
+	tls_get_info(s->tls, &s->tinfo);
+	s->flags |= SF_TLS;
+	s->facts.tls = true;
+	s->facts.tls_version = s->tinfo.version_num;
+	s->facts.cipher_bits = s->tinfo.cipher_bits;
+	s->facts.client_cert = s->tinfo.client_verified;
+	s->facts.helo_since_tls = false;
+	/* RFC 3207 §4.2: forget everything learnt before TLS. */
+	free(s->helo);
+	s->helo = NULL;
+	s->flags &= ~(SF_BDAT_TX | SF_ESMTP);
+	smtp_framer_init(&s->framer, (size_t)s->lc->limits.max_line);
+	buf_consume(&s->bin, s->bin.len);
+	s->in = IN_CMD;
+	sess_enter(s, SS_COMMANDS);
+	log_debug("%s: TLS %s %s sni=%s", s->id, s->tinfo.version,
+	    s->tinfo.cipher, s->tinfo.sni ? s->tinfo.sni : "-");
+	sess_arm_timer(s);
+}
+
+static void
+do_handshake(struct session *s)
+{
+	enum tls_status st;
+
+	st = tls_handshake(s->tls);
+	if (flush_tls_out(s) < 0) {
+		sess_close(s, "client write error");
+		return;
+	}
+	if (st == TLS_OK)
+		handshake_done(s);
+	else if (st != TLS_AGAIN) {
+		log_info("%s: TLS handshake failed with %s: %s", s->id,
+		    s->peer_addr, tls_conn_error(s->tls));
+		sess_close(s, "handshake failed");
+	}
+}
+
+/* Decrypt what is there into cin, as far as cin has room. */
+static void
+tls_pull(struct session *s)
+{
+	enum tls_status st = TLS_AGAIN;
+	size_t n, room;
+	char *t;
+
+	while (s->cin.len < CIN_CAP) {
+		room = CIN_CAP - s->cin.len;
+		if (room > 16384)
+			room = 16384;
+		if ((t = buf_reserve(&s->cin, room)) == NULL) {
+			sess_close(s, "out of memory");
+			return;
+		}
+		n = tls_read(s->tls, t, room, &st);
+		if (n == 0)
+			break;
+		s->cin.len += n;
+	}
+	if (s->cin.len == 0)
+		buf_release(&s->cin);
+	if (flush_tls_out(s) < 0) {
+		sess_close(s, "client write error");
+		return;
+	}
+	if (st == TLS_CLOSED)
+		s->flags |= SF_CLIENT_EOF;
+	else if (st == TLS_ERROR) {
+		log_info("%s: TLS error: %s", s->id, tls_conn_error(s->tls));
+		sess_close(s, "tls error");
+	}
+}
+
+/* --- backend replies ------------------------------------------------- */
+
+static void
+handle_backend_reply(struct session *s, struct reply_slot *slot,
+    const char *text, const struct smtp_reply *r)
+{
+	char *out = NULL;
+	const char *rep = text;
+	size_t replen = r->len;
+	int flags, seen = 0;
+
+	if (slot->flags & RS_GREETING) {
+		if (r->code == 220 && s->lc->banner[0] != '\0') {
+			if ((out = malloc(strlen(s->lc->banner) + 8)) == NULL)
+				goto oom;
+			replen = (size_t)sprintf(out, "220 %s\r\n",
+			    s->lc->banner);
+			rep = out;
+		}
+		sess_enter(s, SS_COMMANDS);
+		sess_arm_timer(s);
+	} else if (slot->verb == SMTP_V_EHLO) {
+		flags = 0;
+		if (!(s->flags & SF_TLS)) {
+			if (s->facts.cert_available)
+				flags |= EHLO_ADD_STARTTLS;
+			if (s->lc->policy.hide_auth_before_tls)
+				flags |= EHLO_HIDE_AUTH;
+		}
+		if ((out = malloc(r->len + 64)) == NULL)
+			goto oom;
+		replen = smtp_ehlo_rewrite(text, r->len, flags, out,
+		    r->len + 64, &seen);
+		if (replen == 0) {
+			sess_fail(s, "EHLO reply rewrite failed",
+			    "421 4.3.0 Internal error\r\n");
+			free(out);
+			return;
+		}
+		rep = out;
+		if (r->code == 250)
+			s->facts.backend_chunking =
+			    (seen & EHLO_HAS_CHUNKING) != 0;
+	} else if (slot->verb == SMTP_V_DATA && !(slot->flags & RS_MSGEND)) {
+		if (r->code == 354) {
+			s->in = IN_DATA;
+			smtp_datascan_init(&s->ds);
+			if (s->lc->received_header) {
+				char hdr[RECEIVED_MAX];
+				size_t hl;
+				struct received_info ri;
+
+				memset(&ri, 0, sizeof(ri));
+				ri.helo = s->helo;
+				ri.client_addr = s->peer_addr;
+				ri.by_host = s->w->hostname;
+				ri.listener = s->lc->name;
+				ri.session_id = s->id;
+				if (s->flags & SF_TLS) {
+					ri.tls_version = s->tinfo.version;
+					ri.cipher = s->tinfo.cipher;
+					ri.cipher_bits = s->tinfo.cipher_bits;
+					ri.sni = s->tinfo.sni;
+					if (s->tinfo.client_subject[0])
+						ri.client_subject =
+						    s->tinfo.client_subject;
+				}
+				ri.esmtp = (s->flags & SF_ESMTP) != 0;
+				ri.now = time(NULL);
+				hl = received_header(&ri, hdr, sizeof(hdr));
+				if (hl > 0 && buf_append(&s->bout, hdr, hl) < 0)
+					goto oom;
+			}
+		} else
+			s->in = IN_CMD;
+	}
+	if ((slot->flags & RS_MSGEND) && r->code >= 200 && r->code < 300)
+		s->messages++;
+	if (replyq_fill(&s->rq, slot, rep, replen) < 0)
+		goto oom;
+	free(out);
+	return;
+oom:
+	free(out);
+	sess_close(s, "out of memory");
+}
+
+static void
+process_backend_input(struct session *s)
+{
+	struct smtp_reply r;
+	struct reply_slot *slot;
+	enum smtp_parse st;
+
+	while (s->state != SS_CLOSED && s->bin.len > 0 &&
+	    !(s->flags & SF_BE_GONE)) {
+		if (client_queued(s) > HIGH_MARK)
+			break;
+		st = smtp_reply_parse(buf_data(&s->bin), s->bin.len,
+		    REPLY_MAX, &r);
+		if (st == SMTP_AGAIN)
+			break;
+		if (st != SMTP_OK) {
+			log_warnx("%s: malformed reply from backend %s",
+			    s->id, s->lc->backend.address.text);
+			sess_fail(s, "backend protocol error",
+			    "421 4.4.2 Mail server protocol error\r\n");
+			return;
+		}
+		if ((slot = replyq_waiting(&s->rq)) == NULL ||
+		    s->state == SS_STARTTLS_DRAIN ||
+		    s->state == SS_HANDSHAKE) {
+			log_info("%s: dropped unsolicited reply from backend "
+			    "(%d, %zu bytes)", s->id, r.code, r.len);
+		} else
+			handle_backend_reply(s, slot, buf_data(&s->bin), &r);
+		buf_consume(&s->bin, r.len);
+		if (s->state != SS_CLOSED)
+			sess_arm_timer(s);
+	}
+	if (s->bin.len == 0)
+		buf_release(&s->bin);
+}
+
+/* --- client commands ------------------------------------------------- */
+
+static void
+forward_line(struct session *s, const char *line, size_t len)
+{
+	if (buf_append(&s->bout, line, len) < 0 ||
+	    buf_append(&s->bout, "\r\n", 2) < 0) {
+		sess_close(s, "out of memory");
+		return;
+	}
+	s->bytes_in += len + 2;
+}
+
+static void
+forward_cmd(struct session *s, enum smtp_verb verb, uint16_t flags,
+    const char *line, size_t len)
+{
+	if (replyq_push_backend(&s->rq, verb, flags) == NULL) {
+		sess_close(s, "out of memory");
+		return;
+	}
+	forward_line(s, line, len);
+}
+
+static void
+do_bdat(struct session *s, const struct smtp_cmd *cmd, const char *line,
+    size_t len)
+{
+	uint64_t size;
+	int last;
+	char hdr[RECEIVED_MAX], head[64];
+	size_t hl = 0;
+	int n;
+
+	if (smtp_bdat_parse(cmd->arg, cmd->arglen, &size, &last) < 0) {
+		reply_local(s, SMTP_V_BDAT, 0, 501, "5.5.4",
+		    "Syntax error in BDAT parameters");
+		return;
+	}
+	if (replyq_push_backend(&s->rq, SMTP_V_BDAT,
+	    last ? RS_MSGEND : 0) == NULL) {
+		sess_close(s, "out of memory");
+		return;
+	}
+	if (s->lc->received_header && !(s->flags & SF_BDAT_TX)) {
+		struct received_info ri;
+
+		memset(&ri, 0, sizeof(ri));
+		ri.helo = s->helo;
+		ri.client_addr = s->peer_addr;
+		ri.by_host = s->w->hostname;
+		ri.listener = s->lc->name;
+		ri.session_id = s->id;
+		if (s->flags & SF_TLS) {
+			ri.tls_version = s->tinfo.version;
+			ri.cipher = s->tinfo.cipher;
+			ri.cipher_bits = s->tinfo.cipher_bits;
+			ri.sni = s->tinfo.sni;
+			if (s->tinfo.client_subject[0])
+				ri.client_subject = s->tinfo.client_subject;
+		}
+		ri.esmtp = 1;
+		ri.now = time(NULL);
+		hl = received_header(&ri, hdr, sizeof(hdr));
+	}
+	if (hl > 0) {
+		n = snprintf(head, sizeof(head), "BDAT %" PRIu64 "%s",
+		    size + hl, last ? " LAST" : "");
+		forward_line(s, head, (size_t)n);
+		if (buf_append(&s->bout, hdr, hl) < 0) {
+			sess_close(s, "out of memory");
+			return;
+		}
+		s->flags |= SF_BDAT_TX;
+	} else
+		forward_line(s, line, len);
+	if (last)
+		s->flags &= ~SF_BDAT_TX;
+	if (size > 0) {
+		s->bdat_left = size;
+		s->in = IN_BDAT;
+	}
+}
+
+static void
+handle_command(struct session *s, const char *line, size_t len)
+{
+	struct smtp_cmd cmd;
+	struct policy_verdict v;
+	uint64_t size;
+	int last;
+
+	smtp_cmd_parse(line, len, &cmd);
+	policy_decide(&s->lc->policy, &s->facts, &cmd, &v);
+
+	if (v.action == POLICY_REPLY) {
+		if (v.reason != PR_PROTOCOL) {
+			s->refusals++;
+			log_info("%s: refused %s from %s: %d %s (%s)", s->id,
+			    smtp_verb_name(cmd.verb), s->peer_addr, v.code,
+			    v.enh, policy_reason_name(v.reason));
+		}
+		reply_local(s, cmd.verb, 0, v.code, v.enh, v.text);
+		/* A refused BDAT's chunk still follows: drop it, never parse
+		 * it as commands (RFC 3030 §2). */
+		if (cmd.verb == SMTP_V_BDAT &&
+		    smtp_bdat_parse(cmd.arg, cmd.arglen, &size, &last) == 0 &&
+		    size > 0) {
+			s->bdat_left = size;
+			s->in = IN_BDAT_DISCARD;
+		}
+		return;
+	}
+	if (v.action == POLICY_STARTTLS) {
+		reply_local(s, SMTP_V_STARTTLS, RS_STARTTLS, 220, "2.0.0",
+		    "Ready to start TLS");
+		/* CVE-2011-0411: what follows STARTTLS is not a command. */
+		s->in = IN_IGNORE;
+		buf_consume(&s->cin, s->cin.len);
+		return;
+	}
+
+	switch (cmd.verb) {
+	case SMTP_V_EHLO:
+	case SMTP_V_HELO:
+		free(s->helo);
+		s->helo = strndup(cmd.arg, cmd.arglen > 255 ? 255 :
+		    cmd.arglen);
+		if (cmd.verb == SMTP_V_EHLO)
+			s->flags |= SF_ESMTP;
+		else
+			s->flags &= ~SF_ESMTP;
+		if (s->flags & SF_TLS)
+			s->facts.helo_since_tls = true;
+		s->flags &= ~SF_BDAT_TX;
+		forward_cmd(s, cmd.verb, 0, line, len);
+		break;
+	case SMTP_V_MAIL:
+	case SMTP_V_RSET:
+		s->flags &= ~SF_BDAT_TX;
+		forward_cmd(s, cmd.verb, 0, line, len);
+		break;
+	case SMTP_V_DATA:
+		forward_cmd(s, SMTP_V_DATA, 0, line, len);
+		s->in = IN_DATA_WAIT;
+		break;
+	case SMTP_V_BDAT:
+		do_bdat(s, &cmd, line, len);
+		break;
+	case SMTP_V_QUIT:
+		if ((s->flags & SF_BE_GONE) || policy_tls_insufficient(
+		    &s->lc->policy, &s->facts) != PR_NONE) {
+			reply_local(s, SMTP_V_QUIT, RS_CLOSE, 221, "2.0.0",
+			    "Bye");
+		} else
+			forward_cmd(s, SMTP_V_QUIT, RS_CLOSE, line, len);
+		s->in = IN_IGNORE;
+		break;
+	default:
+		forward_cmd(s, cmd.verb, 0, line, len);
+		break;
+	}
+}
+
+/* One command line; returns 0 when no progress can be made now. */
+static int
+client_command(struct session *s)
+{
+	size_t linelen, consumed;
+	enum smtp_parse st;
+	const char *line;
+
+	if (replyq_space(&s->rq) < 2)
+		return 0;
+	line = buf_data(&s->cin);
+	st = smtp_frame_line(&s->framer, line, s->cin.len, &linelen,
+	    &consumed);
+	buf_consume(&s->cin, consumed);	/* memory stays valid until append */
+	switch (st) {
+	case SMTP_AGAIN:
+		return 0;
+	case SMTP_TOOLONG:
+		reply_local(s, SMTP_V_UNKNOWN, 0, 500, "5.5.2",
+		    "Line too long");
+		break;
+	case SMTP_INVALID:
+		reply_local(s, SMTP_V_UNKNOWN, 0, 500, "5.5.2",
+		    "Syntax error (NUL or bare CR in command)");
+		break;
+	case SMTP_OK:
+		handle_command(s, line, linelen);
+		break;
+	}
+	sess_arm_timer(s);
+	return 1;
+}
+
+/* Message content after DATA's 354. */
+static void
+client_data(struct session *s)
+{
+	const char *p = buf_data(&s->cin);
+	size_t n, fwd, bare_at;
+	int ended = 0;
+
+	n = smtp_datascan_feed(&s->ds, p, s->cin.len, &ended, &bare_at);
+	fwd = n;
+	if (s->in == IN_DATA && bare_at != (size_t)-1 &&
+	    s->lc->policy.bare_newline == BARE_NEWLINE_REJECT) {
+		/* Smuggling defence: the backend gets nothing from the
+		 * first bare CR/LF on, so never this message's end. */
+		fwd = bare_at;
+		if (fwd > 0 && p[fwd - 1] == '\r')
+			fwd--;
+		s->in = IN_DATA_POISONED;
+		log_info("%s: bare CR or LF in message content from %s",
+		    s->id, s->peer_addr);
+	}
+	if (s->in == IN_DATA || fwd < n) {
+		if (buf_append(&s->bout, p, fwd) < 0) {
+			sess_close(s, "out of memory");
+			return;
+		}
+		s->bytes_in += fwd;
+	}
+	buf_consume(&s->cin, n);
+	if (!ended)
+		return;
+	if (s->in == IN_DATA) {
+		s->in = IN_CMD;
+		if (replyq_push_backend(&s->rq, SMTP_V_DATA, RS_MSGEND) == NULL)
+			sess_close(s, "out of memory");
+		return;
+	}
+	/* Poisoned: refuse it and drop the backend, which still waits for
+	 * the end of this message and so never completes it. */
+	s->refusals++;
+	reply_local(s, SMTP_V_DATA, 0, 554, "5.5.2",
+	    "Message refused: bare CR or LF in message content");
+	sess_fail(s, "smuggling attempt refused",
+	    "421 4.3.0 Closing connection after a refused message\r\n");
+}
+
+static void
+client_bdat_chunk(struct session *s)
+{
+	size_t n = s->cin.len;
+
+	if (n > s->bdat_left)
+		n = (size_t)s->bdat_left;
+	if (s->in == IN_BDAT) {
+		if (buf_append(&s->bout, buf_data(&s->cin), n) < 0) {
+			sess_close(s, "out of memory");
+			return;
+		}
+		s->bytes_in += n;
+	}
+	buf_consume(&s->cin, n);
+	s->bdat_left -= n;
+	if (s->bdat_left == 0)
+		s->in = IN_CMD;
+}
+
+static void
+process_client_input(struct session *s)
+{
+	while (s->state == SS_COMMANDS && s->cin.len > 0) {
+		if (s->in != IN_IGNORE && s->in != IN_BDAT_DISCARD &&
+		    s->in != IN_DATA_POISONED && backend_queued(s) > HIGH_MARK)
+			break;
+		switch (s->in) {
+		case IN_IGNORE:
+			buf_consume(&s->cin, s->cin.len);
+			break;
+		case IN_DATA_WAIT:
+			return;
+		case IN_CMD:
+			if (!client_command(s))
+				return;
+			break;
+		case IN_DATA:
+		case IN_DATA_POISONED:
+			client_data(s);
+			sess_arm_timer(s);
+			break;
+		case IN_BDAT:
+		case IN_BDAT_DISCARD:
+			client_bdat_chunk(s);
+			sess_arm_timer(s);
+			break;
+		}
+	}
+	if (s->cin.len == 0)
+		buf_release(&s->cin);
+}
+
+/* Send ready replies, in order, up to a STARTTLS or closing one. */
+static void
+flush_slots(struct session *s)
+{
+	struct reply_slot *slot;
+	uint16_t flags;
+
+	while (s->state != SS_CLOSED &&
+	    (slot = replyq_ready_head(&s->rq)) != NULL) {
+		flags = slot->flags;
+		if (!(flags & RS_SWALLOW)) {
+			if (buf_append(&s->cout, slot->text, slot->len) < 0) {
+				sess_close(s, "out of memory");
+				return;
+			}
+			s->bytes_out += slot->len;
+		}
+		replyq_pop(&s->rq);
+		if (flags & RS_STARTTLS) {
+			sess_enter(s, SS_STARTTLS_DRAIN);
+			s->in = IN_IGNORE;
+			buf_consume(&s->cin, s->cin.len);
+			break;
+		}
+		if (flags & RS_CLOSE) {
+			s->flags |= SF_CLOSE_AFTER_FLUSH;
+			s->in = IN_IGNORE;
+			sess_arm_timer(s);
+			break;
+		}
+	}
+}
+
+/* --- reading control -------------------------------------------------- */
+
+static void
+alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *b)
+{
+	struct session *s = h->data;
+
+	(void)hint;
+	/* One read buffer per loop: every read callback consumes it fully
+	 * before returning. */
+	b->base = s->w->rdbuf;
+	b->len = sizeof(s->w->rdbuf);
+}
+
+static void
+update_reads(struct session *s)
+{
+	int want_client, want_be;
+
+	if (s->state == SS_CLOSED)
+		return;
+	want_client = !(s->flags & (SF_CLIENT_EOF | SF_CLOSE_AFTER_FLUSH)) &&
+	    s->state >= SS_COMMANDS && s->cin.len < CIN_CAP &&
+	    (s->tls == NULL || tls_pending_in(s->tls) < TLS_IN_CAP) &&
+	    backend_queued(s) <= HIGH_MARK &&
+	    !(s->state == SS_COMMANDS && s->in == IN_DATA_WAIT &&
+	    s->cin.len >= CIN_CAP / 2);
+	want_be = (s->flags & SF_BE_OPEN) &&
+	    !(s->flags & (SF_BE_GONE | SF_BE_EOF)) &&
+	    s->state >= SS_GREETING && s->bin.len < BIN_CAP &&
+	    client_queued(s) <= HIGH_MARK;
+
+	if (want_client && !(s->flags & SF_CLIENT_READING)) {
+		if (uv_read_start((uv_stream_t *)&s->client, alloc_cb,
+		    on_client_read) == 0)
+			s->flags |= SF_CLIENT_READING;
+	} else if (!want_client && (s->flags & SF_CLIENT_READING)) {
+		uv_read_stop((uv_stream_t *)&s->client);
+		s->flags &= ~SF_CLIENT_READING;
+	}
+	if (want_be && !(s->flags & SF_BE_READING)) {
+		if (uv_read_start(&s->be.stream, alloc_cb,
+		    on_backend_read) == 0)
+			s->flags |= SF_BE_READING;
+	} else if (!want_be && (s->flags & SF_BE_READING)) {
+		uv_read_stop(&s->be.stream);
+		s->flags &= ~SF_BE_READING;
+	}
+}
+
+/* --- the pump ---------------------------------------------------------- */
+
+static void
+sess_pump(struct session *s)
+{
+	if (s->state == SS_CLOSED)
+		return;
+	if (s->flags & SF_PUMPING) {
+		s->flags |= SF_REPUMP;
+		return;
+	}
+	s->flags |= SF_PUMPING;
+	do {
+		s->flags &= ~SF_REPUMP;
+		if (s->state == SS_HANDSHAKE)
+			do_handshake(s);
+		if (s->state == SS_COMMANDS && s->tls != NULL)
+			tls_pull(s);
+		if (s->state == SS_CLOSED)
+			break;
+		process_backend_input(s);
+		if ((s->flags & SF_BE_EOF) && !(s->flags & SF_BE_GONE) &&
+		    s->state != SS_CLOSED) {
+			s->flags |= SF_BE_GONE;
+			if (!(s->flags & SF_CLOSE_AFTER_FLUSH)) {
+				if (s->state == SS_GREETING)
+					sess_fail(s, "backend closed before "
+					    "greeting", "421 4.3.0 Mail server "
+					    "temporarily unavailable\r\n");
+				else
+					sess_fail(s, "backend closed",
+					    "421 4.4.2 Connection to the mail "
+					    "server lost\r\n");
+			}
+		}
+		process_client_input(s);
+		flush_slots(s);
+		flush_backend(s);
+		flush_client(s);
+		if (s->state == SS_CLOSED)
+			break;
+		if ((s->flags & SF_CLIENT_EOF) && s->rq.n == 0 &&
+		    s->in != IN_DATA_WAIT) {
+			sess_close(s, s->end ? s->end : "client closed");
+			break;
+		}
+		if ((s->flags & SF_CLOSE_AFTER_FLUSH) && s->client_writes == 0 &&
+		    client_queued(s) == 0) {
+			sess_close(s, s->end ? s->end : "quit");
+			break;
+		}
+		if (s->state == SS_STARTTLS_DRAIN && s->client_writes == 0)
+			start_tls(s);
+	} while ((s->flags & SF_REPUMP) && s->state != SS_CLOSED);
+	s->flags &= ~SF_PUMPING;
+	update_reads(s);
+}
+
+/* --- libuv callbacks --------------------------------------------------- */
+
+static void
+on_client_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b)
+{
+	struct session *s = st->data;
+
+	if (nread == 0 || s->state == SS_CLOSED)
+		return;
+	if (nread < 0) {
+		if (nread != UV_EOF)
+			s->end = "client read error";
+		s->flags |= SF_CLIENT_EOF;
+		if (s->state == SS_HANDSHAKE) {
+			sess_close(s, "client closed during handshake");
+			return;
+		}
+		sess_pump(s);
+		return;
+	}
+	if (s->state == SS_STARTTLS_DRAIN) {
+		/* Sent after STARTTLS, before our 220: never a command. */
+		log_debug("%s: dropped %zd bytes sent after STARTTLS", s->id,
+		    nread);
+		return;
+	}
+	if (s->tls != NULL) {
+		if (tls_feed(s->tls, b->base, (size_t)nread) < 0) {
+			sess_close(s, "out of memory");
+			return;
+		}
+	} else if (buf_append(&s->cin, b->base, (size_t)nread) < 0) {
+		sess_close(s, "out of memory");
+		return;
+	}
+	sess_pump(s);
+}
+
+static void
+on_backend_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b)
+{
+	struct session *s = st->data;
+
+	if (nread == 0 || s->state == SS_CLOSED)
+		return;
+	if (nread < 0) {
+		s->flags |= SF_BE_EOF;
+		if (s->flags & SF_BE_READING) {
+			uv_read_stop(st);
+			s->flags &= ~SF_BE_READING;
+		}
+		sess_pump(s);
+		return;
+	}
+	if (buf_append(&s->bin, b->base, (size_t)nread) < 0) {
+		sess_close(s, "out of memory");
+		return;
+	}
+	sess_pump(s);
+}
+
+static void
+on_timer(uv_timer_t *t)
+{
+	struct session *s = t->data;
+
+	if (s->flags & SF_CLOSE_AFTER_FLUSH) {
+		sess_close(s, s->end ? s->end : "close timeout");
+		return;
+	}
+	switch (s->state) {
+	case SS_BACKEND_CONNECT:
+	case SS_GREETING:
+		log_warnx("%s: backend %s: timeout", s->id,
+		    s->lc->backend.address.text);
+		sess_fail(s, "backend timeout",
+		    "421 4.3.0 Mail server temporarily unavailable\r\n");
+		break;
+	case SS_HANDSHAKE:
+		sess_close(s, "handshake timeout");
+		break;
+	case SS_COMMANDS:
+	case SS_STARTTLS_DRAIN:
+		if (s->rq.nwait > 0)
+			sess_fail(s, "backend reply timeout",
+			    "421 4.4.2 Mail server timeout\r\n");
+		else
+			sess_fail(s, "idle timeout",
+			    "421 4.4.2 Idle timeout, closing connection\r\n");
+		break;
+	case SS_CLOSED:
+		break;
+	}
+}
+
+static void
+sess_arm_timer(struct session *s)
+{
+	uint64_t secs;
+
+	if (s->flags & SF_CLOSE_AFTER_FLUSH) {
+		uv_timer_start(&s->timer, on_timer, CLOSE_LINGER * 1000, 0);
+		return;
+	}
+	switch (s->state) {
+	case SS_BACKEND_CONNECT:
+	case SS_GREETING:
+		secs = (uint64_t)s->lc->backend.connect_timeout;
+		break;
+	case SS_HANDSHAKE:
+		secs = (uint64_t)s->lc->tls.handshake_timeout;
+		break;
+	case SS_CLOSED:
+		return;
+	default:
+		if (s->rq.nwait > 0 &&
+		    s->lc->limits.idle_timeout < BACKEND_REPLY_TIMEOUT)
+			secs = BACKEND_REPLY_TIMEOUT;
+		else
+			secs = (uint64_t)s->lc->limits.idle_timeout;
+		break;
+	}
+	uv_timer_start(&s->timer, on_timer, secs * 1000, 0);
+}
+
+/* --- lifecycle --------------------------------------------------------- */
+
+static void
+on_handle_closed(uv_handle_t *h)
+{
+	struct session *s = h->data;
+
+	if (--s->handles > 0)
+		return;
+	if (s->tls != NULL)
+		tls_conn_free(s->tls);
+	replyq_free(&s->rq);
+	free(s->cin.p);
+	free(s->bin.p);
+	free(s->cout.p);
+	free(s->bout.p);
+	free(s->helo);
+	cfg_unref(s->cfg);
+	free(s);
+}
+
+static void
+sess_log(struct session *s)
+{
+	char msgs[16], bin[24], bout[24], refs[16], dur[24];
+	uint64_t ms = uv_now(&s->w->loop) - s->start_ms;
+	int tls = (s->flags & SF_TLS) != 0;
+
+	snprintf(msgs, sizeof(msgs), "%u", s->messages);
+	snprintf(bin, sizeof(bin), "%" PRIu64, s->bytes_in);
+	snprintf(bout, sizeof(bout), "%" PRIu64, s->bytes_out);
+	snprintf(refs, sizeof(refs), "%u", s->refusals);
+	snprintf(dur, sizeof(dur), "%" PRIu64 ".%03u", ms / 1000,
+	    (unsigned)(ms % 1000));
+	log_kv(LOG_INFO, "session",
+	    "id", s->id,
+	    "client", s->peer_addr,
+	    "listener", s->lc->name,
+	    "sni", tls && s->tinfo.sni ? s->tinfo.sni : "-",
+	    "tls", tls ? s->tinfo.version : "-",
+	    "cipher", tls ? s->tinfo.cipher : "-",
+	    "client_cert", tls && s->tinfo.client_subject[0] ?
+		s->tinfo.client_subject : "-",
+	    "backend", s->lc->backend.address.text,
+	    "#messages", msgs,
+	    "#bytes_in", bin,
+	    "#bytes_out", bout,
+	    "#refusals", refs,
+	    "end", s->end ? s->end : "closed",
+	    "#duration", dur,
+	    (char *)NULL);
+}
+
+static void
+sess_close(struct session *s, const char *why)
+{
+	struct worker *w = s->w;
+
+	if (s->state == SS_CLOSED)
+		return;
+	if (s->end == NULL)
+		s->end = why;
+	sess_enter(s, SS_CLOSED);
+	sess_log(s);
+	if (s->flags & SF_COUNTED)
+		limits_release(s->limits, (struct sockaddr *)&s->peer);
+	if (s->prev != NULL)
+		s->prev->next = s->next;
+	else
+		w->sessions = s->next;
+	if (s->next != NULL)
+		s->next->prev = s->prev;
+	w->n_sessions--;
+
+	uv_close((uv_handle_t *)&s->client, on_handle_closed);
+	uv_close((uv_handle_t *)&s->timer, on_handle_closed);
+	if ((s->flags & SF_BE_OPEN) && !uv_is_closing(&s->be.handle))
+		uv_close(&s->be.handle, on_handle_closed);
+	worker_session_gone(w);
+}
+
+static void
+on_backend_connect(uv_connect_t *req, int status)
+{
+	struct session *s = req->data;
+
+	if (s->state == SS_CLOSED || (s->flags & SF_BE_GONE))
+		return;
+	if (status < 0) {
+		log_warnx("%s: backend %s: %s", s->id,
+		    s->lc->backend.address.text, uv_strerror(status));
+		sess_fail(s, "backend unavailable",
+		    "421 4.3.0 Mail server temporarily unavailable\r\n");
+		return;
+	}
+	if (s->lc->backend.address.is_unix == 0)
+		uv_tcp_nodelay(&s->be.tcp, 1);
+	sess_enter(s, SS_GREETING);
+	sess_arm_timer(s);
+	sess_pump(s);
+}
+
+static int
+backend_connect(struct session *s)
+{
+	const struct cfg_addr *a = &s->lc->backend.address;
+	int r;
+
+	s->be_req.data = s;
+	if (a->is_unix) {
+		if ((r = uv_pipe_init(&s->w->loop, &s->be.pipe, 0)) < 0)
+			return r;
+		s->be.handle.data = s;
+		s->handles++;
+		s->flags |= SF_BE_OPEN;
+		uv_pipe_connect(&s->be_req, &s->be.pipe, a->unix_path,
+		    on_backend_connect);
+		return 0;
+	}
+	if ((r = uv_tcp_init(&s->w->loop, &s->be.tcp)) < 0)
+		return r;
+	s->be.handle.data = s;
+	s->handles++;
+	s->flags |= SF_BE_OPEN;
+	return uv_tcp_connect(&s->be_req, &s->be.tcp,
+	    (const struct sockaddr *)&a->ss, on_backend_connect);
+}
+
+void
+session_accept(struct lsn *l)
+{
+	struct worker *w = l->w;
+	struct session *s;
+	int len, r;
+
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		return;
+	s->w = w;
+	s->cfg = cfg_ref(w->cfg);
+	s->li = l->li;
+	s->lc = &s->cfg->listeners[l->li];
+	s->limits = w->limits[l->li];
+	s->start_ms = uv_now(&w->loop);
+	snprintf(s->id, sizeof(s->id), "%02x%010" PRIx64, w->index & 0xff,
+	    ++w->next_id);
+	smtp_framer_init(&s->framer, (size_t)s->lc->limits.max_line);
+	s->facts.cert_available = s->lc->tls_mode == TLS_MODE_STARTTLS &&
+	    tls_listener_has_cert(s->cfg->tls, s->li);
+
+	uv_tcp_init(&w->loop, &s->client);
+	s->client.data = s;
+	s->handles++;
+	uv_timer_init(&w->loop, &s->timer);
+	s->timer.data = s;
+	s->handles++;
+	s->next = w->sessions;
+	if (w->sessions != NULL)
+		w->sessions->prev = s;
+	w->sessions = s;
+	w->n_sessions++;
+
+	if (replyq_init(&s->rq, REPLYQ_CAP) < 0 ||
+	    uv_accept((uv_stream_t *)&l->tcp, (uv_stream_t *)&s->client) < 0) {
+		sess_close(s, "accept failed");
+		return;
+	}
+	len = sizeof(s->peer);
+	uv_tcp_getpeername(&s->client, (struct sockaddr *)&s->peer, &len);
+	if (s->peer.ss_family == AF_INET6) {
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&s->peer;
+
+		if (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr))
+			inet_ntop(AF_INET, &sin6->sin6_addr.s6_addr[12],
+			    s->peer_addr, sizeof(s->peer_addr));
+		else
+			inet_ntop(AF_INET6, &sin6->sin6_addr, s->peer_addr,
+			    sizeof(s->peer_addr));
+	} else
+		inet_ntop(AF_INET, &((struct sockaddr_in *)&s->peer)->sin_addr,
+		    s->peer_addr, sizeof(s->peer_addr));
+	uv_tcp_nodelay(&s->client, 1);
+	sess_enter(s, SS_BACKEND_CONNECT);
+
+	if (w->stopping) {
+		s->state = SS_COMMANDS;
+		sess_fail(s, "shutting down",
+		    "421 4.3.2 Service shutting down, try again later\r\n");
+		return;
+	}
+	if (limits_take(s->limits, s->lc, (struct sockaddr *)&s->peer) < 0) {
+		log_info("%s: too many connections from %s on %s", s->id,
+		    s->peer_addr, s->lc->name);
+		s->state = SS_COMMANDS;
+		sess_fail(s, "too many connections",
+		    "421 4.7.0 Too many connections, try again later\r\n");
+		return;
+	}
+	s->flags |= SF_COUNTED;
+	if ((r = backend_connect(s)) < 0) {
+		log_warnx("%s: backend %s: %s", s->id,
+		    s->lc->backend.address.text, uv_strerror(r));
+		s->state = SS_COMMANDS;
+		sess_fail(s, "backend unavailable",
+		    "421 4.3.0 Mail server temporarily unavailable\r\n");
+		return;
+	}
+	if (replyq_push_backend(&s->rq, SMTP_V_UNKNOWN, RS_GREETING) == NULL) {
+		sess_close(s, "out of memory");
+		return;
+	}
+	sess_arm_timer(s);
+}
+
+void
+session_shutdown(struct session *s)
+{
+	if (s->state == SS_CLOSED)
+		return;
+	if (s->state == SS_BACKEND_CONNECT || s->state == SS_GREETING)
+		s->state = SS_COMMANDS;
+	sess_fail(s, "shutdown",
+	    "421 4.3.2 Service shutting down, try again later\r\n");
+	if (s->state != SS_CLOSED)
+		sess_arm_timer(s);
+}
+
+void
+session_abort(struct session *s, const char *why)
+{
+	sess_close(s, why);
+}
+
+struct session *
+session_next(struct session *s)
+{
+	return s->next;
+}

@@ -1,0 +1,22 @@
+/*
+ * session - one client connection and the backend connection it owns.
+ */
+#ifndef STP_SESSION_H
+#define STP_SESSION_H
+
+#include <uv.h>
+
+struct worker;
+struct lsn;
+struct session;
+
+/* Called by the listener's connection callback. */
+void	session_accept(struct lsn *l);
+
+/* Graceful stop: answer "421 4.3.2" at the next opportunity and close. */
+void	session_shutdown(struct session *s);
+/* Close now, whatever state (end of the shutdown grace period). */
+void	session_abort(struct session *s, const char *why);
+struct session *session_next(struct session *s);
+
+#endif
