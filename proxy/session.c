@@ -90,6 +90,7 @@ enum in_mode {
 #define SF_REPUMP		0x0400
 #define SF_COUNTED		0x0800	/* holds a connection limit slot */
 #define SF_ESMTP		0x1000
+#define SF_TLS_SHUT		0x2000	/* close_notify queued */
 
 struct wreq {
 	uv_write_t	 req;
@@ -266,6 +267,11 @@ flush_client(struct session *s)
 			}
 			buf_consume(&s->cout, s->cout.len);
 			buf_release(&s->cout);
+			if ((s->flags & SF_CLOSE_AFTER_FLUSH) &&
+			    !(s->flags & SF_TLS_SHUT)) {
+				s->flags |= SF_TLS_SHUT;
+				tls_shutdown(s->tls);
+			}
 		} else {
 			p = buf_steal(&s->cout, &len);
 			if (stream_send(s, (uv_stream_t *)&s->client, p, len,
@@ -884,6 +890,31 @@ process_client_input(struct session *s)
 		buf_release(&s->cin);
 }
 
+/*
+ * Pull plaintext out of TLS and process it until neither makes progress:
+ * ciphertext may already sit in the input BIO with the socket no longer
+ * read (its cap), and no other event would come to move it.
+ */
+static void
+client_input(struct session *s)
+{
+	size_t pulled, before;
+
+	for (;;) {
+		pulled = 0;
+		if (s->state == SS_COMMANDS && s->tls != NULL) {
+			before = s->cin.len;
+			tls_pull(s);
+			pulled = s->cin.len - before;
+		}
+		before = s->cin.len;
+		process_client_input(s);
+		if (s->tls == NULL || s->state != SS_COMMANDS ||
+		    (pulled == 0 && s->cin.len == before))
+			break;
+	}
+}
+
 /* Send ready replies, in order, up to a STARTTLS or closing one. */
 static void
 flush_slots(struct session *s)
@@ -983,13 +1014,13 @@ sess_pump(struct session *s)
 		s->flags &= ~SF_REPUMP;
 		if (s->state == SS_HANDSHAKE)
 			do_handshake(s);
-		if (s->state == SS_COMMANDS && s->tls != NULL)
-			tls_pull(s);
 		if (s->state == SS_CLOSED)
 			break;
 		process_backend_input(s);
+		/* EOF only once every complete reply before it was taken. */
 		if ((s->flags & SF_BE_EOF) && !(s->flags & SF_BE_GONE) &&
-		    s->state != SS_CLOSED) {
+		    s->state != SS_CLOSED &&
+		    (s->bin.len == 0 || client_queued(s) <= HIGH_MARK)) {
 			s->flags |= SF_BE_GONE;
 			if (!(s->flags & SF_CLOSE_AFTER_FLUSH)) {
 				if (s->state == SS_GREETING)
@@ -1002,7 +1033,7 @@ sess_pump(struct session *s)
 					    "server lost\r\n");
 			}
 		}
-		process_client_input(s);
+		client_input(s);
 		flush_slots(s);
 		flush_backend(s);
 		flush_client(s);

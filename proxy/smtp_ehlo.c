@@ -1,0 +1,136 @@
+/*
+ * smtp_ehlo - rewrite a backend's 250 EHLO reply for the client.
+ *
+ * The first line (the backend's host name) always stays.  Each later line
+ * is one keyword with optional parameters; STARTTLS, XCLIENT and XFORWARD
+ * are always dropped, AUTH and "AUTH=" on EHLO_HIDE_AUTH, empty lines
+ * always.  STARTTLS is appended on EHLO_ADD_STARTTLS.  Every output line
+ * ends in CRLF and only the last one has "250 ".
+ *
+ * Invariant: nothing is written past out[outsize); a short buffer gives 0,
+ * never a truncated reply.
+ */
+#include <string.h>
+
+#include "smtp_ehlo.h"
+#include "smtp_parse.h"
+
+struct ehlo_out {
+	char	*p;
+	size_t	 size, len;
+	int	 lines;		/* lines written so far */
+	int	 full;
+};
+
+static int
+lc(int c)
+{
+	return (c >= 'A' && c <= 'Z') ? c - 'A' + 'a' : c;
+}
+
+static int
+kw_is(const char *kw, size_t n, const char *word)
+{
+	size_t	i;
+
+	for (i = 0; i < n; i++)
+		if (word[i] == '\0' || lc((unsigned char)kw[i]) != lc(word[i]))
+			return 0;
+	return word[n] == '\0';
+}
+
+static void
+out_put(struct ehlo_out *o, const char *s, size_t n)
+{
+	if (o->full || o->size - o->len < n) {
+		o->full = 1;
+		return;
+	}
+	memcpy(o->p + o->len, s, n);
+	o->len += n;
+}
+
+/*
+ * Lines are written one behind: each new line first flushes the previous
+ * one with "250-"; the last one gets "250 " at the end.
+ */
+static void
+out_line(struct ehlo_out *o, const char **pend, size_t *pendlen,
+    const char *text, size_t n)
+{
+	if (*pend != NULL) {
+		out_put(o, "250-", 4);
+		out_put(o, *pend, *pendlen);
+		out_put(o, "\r\n", 2);
+	}
+	*pend = text;
+	*pendlen = n;
+	o->lines++;
+}
+
+size_t
+smtp_ehlo_rewrite(const char *reply, size_t len, int flags, char *out,
+    size_t outsize, int *seen)
+{
+	struct ehlo_out	 o = { out, outsize, 0, 0, 0 };
+	const char	*line, *text, *pend = NULL;
+	size_t		 pos = 0, n, tn, kn, pendlen = 0;
+	int		 has = 0, drop;
+
+	if (seen != NULL)
+		*seen = 0;
+	if (len < 3 || memcmp(reply, "250", 3) != 0) {
+		if (len > outsize)
+			return 0;
+		memcpy(out, reply, len);
+		return len;
+	}
+
+	while (smtp_reply_next_line(reply, len, &pos, &line, &n)) {
+		text = n > 4 ? line + 4 : line + n;
+		tn = n > 4 ? n - 4 : 0;
+		if (o.lines == 0) {
+			out_line(&o, &pend, &pendlen, text, tn);
+			continue;
+		}
+		for (kn = 0; kn < tn && text[kn] != ' ' && text[kn] != '\t';
+		    kn++)
+			;
+		drop = 0;
+		if (kn == 0)
+			drop = 1;
+		else if (kw_is(text, kn, "STARTTLS")) {
+			has |= EHLO_HAS_STARTTLS;
+			drop = 1;
+		} else if (kw_is(text, kn, "XCLIENT")) {
+			has |= EHLO_HAS_XCLIENT;
+			drop = 1;
+		} else if (kw_is(text, kn, "XFORWARD")) {
+			has |= EHLO_HAS_XFORWARD;
+			drop = 1;
+		} else if (kw_is(text, kn, "AUTH") ||
+		    (kn >= 5 && kw_is(text, 5, "AUTH="))) {
+			has |= EHLO_HAS_AUTH;
+			drop = (flags & EHLO_HIDE_AUTH) != 0;
+		} else if (kw_is(text, kn, "CHUNKING"))
+			has |= EHLO_HAS_CHUNKING;
+		else if (kw_is(text, kn, "PIPELINING"))
+			has |= EHLO_HAS_PIPELINING;
+		else if (kw_is(text, kn, "8BITMIME"))
+			has |= EHLO_HAS_8BITMIME;
+		else if (kw_is(text, kn, "SMTPUTF8"))
+			has |= EHLO_HAS_SMTPUTF8;
+		if (!drop)
+			out_line(&o, &pend, &pendlen, text, tn);
+	}
+	if (flags & EHLO_ADD_STARTTLS)
+		out_line(&o, &pend, &pendlen, "STARTTLS", 8);
+	if (pend != NULL) {
+		out_put(&o, "250 ", 4);
+		out_put(&o, pend, pendlen);
+		out_put(&o, "\r\n", 2);
+	}
+	if (seen != NULL)
+		*seen = has;
+	return o.full ? 0 : o.len;
+}
