@@ -22,7 +22,8 @@ int	certname_normalize(const char *name, char *out, size_t outsize);
  * (case-insensitively, trailing dots ignored), else 0. */
 int	certname_match_exact(const char *pattern, const char *host);
 
-/* 1 if pattern is "*.rest" and host is "label.rest" with one label. */
+/* 1 if pattern is "*.rest" and host is "label.rest" with one label (a
+ * host holding '*' never matches). */
 int	certname_match_wildcard(const char *pattern, const char *host);
 
 /*

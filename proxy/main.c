@@ -18,8 +18,8 @@
 
 #include "config.h"
 #include "log.h"
+#include "master.h"
 #include "tls.h"
-#include "worker.h"
 
 #define DEFAULT_CONFIG	"config/starttls-proxy.conf"
 
@@ -45,44 +45,6 @@ version(void)
 	    LIBCONFIG_VER_MINOR, LIBCONFIG_VER_REVISION);
 }
 
-/* Features that parse but are not implemented yet are refused clearly. */
-static void
-check_supported(const struct config *cfg, struct strlist *errs,
-    struct strlist *warns)
-{
-	size_t i;
-	const struct cfg_listener *lc;
-
-	if (cfg->user[0] != '\0')
-		strlist_add(errs, "%s: user: dropping privileges is not "
-		    "supported yet (leave user = \"\")", cfg->path);
-	if (cfg->stats_enabled)
-		strlist_add(errs, "%s: stats: metrics are not supported yet "
-		    "(remove the stats group)", cfg->path);
-	if (cfg->workers > 1)
-		strlist_add(warns, "%s: workers = %d: this version runs one "
-		    "event loop", cfg->path, cfg->workers);
-	for (i = 0; i < cfg->n_listeners; i++) {
-		lc = &cfg->listeners[i];
-		if (lc->proxy_protocol)
-			strlist_add(errs, "%s:%d: listener %s: proxy_protocol "
-			    "is not supported yet", cfg->path, lc->line,
-			    lc->name);
-		if (lc->backend.proxy_protocol != PROXY_OUT_NONE)
-			strlist_add(errs, "%s:%d: listener %s: "
-			    "backend.proxy_protocol is not supported yet",
-			    cfg->path, lc->line, lc->name);
-		if (lc->backend.xclient)
-			strlist_add(errs, "%s:%d: listener %s: backend.xclient "
-			    "is not supported yet", cfg->path, lc->line,
-			    lc->name);
-		if (lc->tls_mode == TLS_MODE_IMPLICIT)
-			strlist_add(errs, "%s:%d: listener %s: tls_mode "
-			    "\"implicit\" is not supported yet", cfg->path,
-			    lc->line, lc->name);
-	}
-}
-
 static void
 print_list(FILE *f, const char *prefix, const struct strlist *l)
 {
@@ -90,25 +52,6 @@ print_list(FILE *f, const char *prefix, const struct strlist *l)
 
 	for (i = 0; i < l->n; i++)
 		fprintf(f, "%s%s\n", prefix, l->v[i]);
-}
-
-static struct config *
-load(const char *path, struct strlist *errs, struct strlist *warns)
-{
-	struct config *cfg;
-
-	if ((cfg = cfg_load(path, errs, warns)) == NULL)
-		return NULL;
-	check_supported(cfg, errs, warns);
-	if (errs->n > 0) {
-		cfg_unref(cfg);
-		return NULL;
-	}
-	if (tls_set_build(cfg, errs, warns) < 0 || errs->n > 0) {
-		cfg_unref(cfg);
-		return NULL;
-	}
-	return cfg;
 }
 
 int
@@ -149,7 +92,7 @@ main(int argc, char *argv[])
 		path = DEFAULT_CONFIG;
 	signal(SIGPIPE, SIG_IGN);
 
-	cfg = load(path, &errs, &warns);
+	cfg = master_load(path, &errs, &warns);
 	if (test) {
 		print_list(stderr, "", &errs);
 		print_list(stderr, "warning: ", &warns);
@@ -182,11 +125,8 @@ main(int argc, char *argv[])
 		log_warnx("%s", warns.v[i]);
 	strlist_free(&errs);
 	strlist_free(&warns);
-	if (geteuid() == 0 && cfg->user[0] == '\0')
-		log_warnx("running as root (set user = \"...\" to drop "
-		    "privileges once that is supported)");
 	log_info("starttls-proxy %s starting (%s)", STP_VERSION, path);
-	rc = worker_run(cfg) < 0 ? 1 : 0;
+	rc = master_run(cfg);
 	cfg_unref(cfg);
 	return rc;
 }

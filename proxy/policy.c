@@ -24,6 +24,7 @@ static const char *const reason_names[PR__COUNT] = {
 	[PR_TLS_REQUIRED_DOMAIN] = "tls_required_domain",
 	[PR_AUTH_BEFORE_TLS] = "auth_before_tls",
 	[PR_PROTOCOL] = "protocol",
+	[PR_BARE_NEWLINE] = "bare_newline",
 };
 
 const char *

@@ -57,7 +57,8 @@ struct sec_facts {
 enum policy_action {
 	POLICY_RELAY = 0,	/* forward the command to the backend */
 	POLICY_REPLY,		/* answer with code/enh/text, forward nothing */
-	POLICY_STARTTLS		/* answer 220 2.0.0 and start the handshake */
+	POLICY_STARTTLS		/* answer 220 2.0.0 and start the handshake;
+				   code/enh/text hold that 220 */
 };
 
 enum policy_reason {
@@ -69,6 +70,7 @@ enum policy_reason {
 	PR_TLS_REQUIRED_DOMAIN,		/* tls_required_domains */
 	PR_AUTH_BEFORE_TLS,
 	PR_PROTOCOL,			/* 501/503/454/502: not a security refusal */
+	PR_BARE_NEWLINE,		/* message refused: bare CR/LF (session) */
 	PR__COUNT
 };
 

@@ -3,8 +3,9 @@
  * (RFC 5321 §4.4), naming the client, the listener and the TLS facts.
  * Pure core.  Values that came from the network (HELO name, SNI, client
  * certificate subject) are untrusted: every byte outside printable ASCII,
- * and '(' ')' '\\' '"', is replaced by '?', and each value is cut to at most
- * 255 bytes, so the header can never carry CR/LF or break its comments.
+ * and '(' ')' '\\' '"', is replaced by '?' (in HELO and SNI, which stand as
+ * words, also ' ' and ';'), and each value is cut to at most 255 bytes, so
+ * the header can never carry CR/LF or break its comments.
  * Lines are folded (CRLF + TAB) so that none exceeds 998 bytes.
  */
 #ifndef STP_RECEIVED_H
@@ -29,8 +30,9 @@ struct received_info {
 };
 
 /*
- * Write the header, ending in CRLF, to out[0..outsize).  Returns its length,
- * or 0 if outsize is too small (RECEIVED_MAX always suffices).
+ * Write the header, ending in CRLF and followed by a NUL, to out[0..outsize).
+ * Returns its length (without the NUL), or 0 if outsize is too small
+ * (RECEIVED_MAX always suffices) or now is out of gmtime_r's range.
  */
 #define RECEIVED_MAX 2048
 size_t	received_header(const struct received_info *ri, char *out,

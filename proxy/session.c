@@ -35,11 +35,13 @@
 #include "buf.h"
 #include "log.h"
 #include "policy.h"
+#include "proxyproto.h"
 #include "received.h"
 #include "replyq.h"
 #include "session.h"
 #include "smtp_ehlo.h"
 #include "smtp_parse.h"
+#include "stats.h"
 #include "tls.h"
 #include "worker.h"
 
@@ -51,9 +53,12 @@
 #define REPLYQ_CAP	128		/* pipelined commands in flight */
 #define BACKEND_REPLY_TIMEOUT 600	/* seconds, RFC 5321 §4.5.3.2 DATA end */
 #define CLOSE_LINGER	5		/* seconds to flush a last reply */
+#define PROXY_TIMEOUT	10		/* seconds for a PROXY header (SPEC §3) */
+#define PROXY_MAX	(16 + 1024)	/* bytes of a PROXY header, at most */
 
 enum sess_state {
-	SS_BACKEND_CONNECT = 0,	/* connecting to the backend */
+	SS_PROXY_HEADER = 0,	/* reading the PROXY header of a load balancer */
+	SS_BACKEND_CONNECT,	/* connecting to the backend */
 	SS_GREETING,		/* waiting for the backend's greeting */
 	SS_COMMANDS,		/* SMTP dialogue (plaintext or inside TLS) */
 	SS_STARTTLS_DRAIN,	/* our 220 queued; client input discarded */
@@ -62,7 +67,7 @@ enum sess_state {
 };
 
 static const char *const sess_state_names[] = {
-	"BACKEND_CONNECT", "GREETING", "COMMANDS", "STARTTLS_DRAIN",
+	"PROXY_HEADER", "BACKEND_CONNECT", "GREETING", "COMMANDS", "STARTTLS_DRAIN",
 	"HANDSHAKE", "CLOSED"
 };
 
@@ -91,6 +96,8 @@ enum in_mode {
 #define SF_COUNTED		0x0800	/* holds a connection limit slot */
 #define SF_ESMTP		0x1000
 #define SF_TLS_SHUT		0x2000	/* close_notify queued */
+#define SF_XPROBE		0x4000	/* our EHLO to learn XCLIENT pending */
+#define SF_BE_XCLIENT		0x8000	/* backend offers XCLIENT */
 
 struct wreq {
 	uv_write_t	 req;
@@ -106,6 +113,7 @@ struct session {
 	const struct cfg_listener *lc;
 	size_t			 li;
 	struct lsn_limits	*limits;
+	struct stats		*st;		/* this worker's shard */
 	char			 id[24];
 	enum sess_state		 state;
 	enum in_mode		 in;
@@ -136,8 +144,10 @@ struct session {
 	struct buf		 bout;	/* bytes to send to the backend */
 	struct replyq		 rq;
 
-	struct sockaddr_storage	 peer;
+	struct sockaddr_storage	 peer;		/* the client (PROXY-in's source) */
+	struct sockaddr_storage	 local;		/* where it connected to */
 	char			 peer_addr[INET6_ADDRSTRLEN];
+	char			 peer_port[8];
 	char			*helo;
 	const char		*end;		/* how it ended, for the log */
 	uint64_t		 bytes_in;	/* client -> backend */
@@ -145,15 +155,20 @@ struct session {
 	unsigned		 messages;
 	unsigned		 refusals;
 	uint64_t		 start_ms;
+	uint64_t		 hs_start_ms;
 };
 
 static void	sess_pump(struct session *);
 static void	sess_close(struct session *, const char *);
 static void	sess_fail(struct session *, const char *, const char *);
+static void	backend_failed(struct session *, const char *, const char *);
 static void	sess_arm_timer(struct session *);
 static void	on_client_read(uv_stream_t *, ssize_t, const uv_buf_t *);
 static void	on_backend_read(uv_stream_t *, ssize_t, const uv_buf_t *);
 static void	on_handle_closed(uv_handle_t *);
+static void	backend_start(struct session *);
+static void	proxy_header(struct session *);
+static void	forward_line(struct session *, const char *, size_t);
 
 static void
 sess_enter(struct session *s, enum sess_state st)
@@ -201,7 +216,7 @@ on_write_done(uv_write_t *req, int status)
 		if (to_client)
 			sess_close(s, "client write error");
 		else
-			sess_fail(s, "backend write error",
+			backend_failed(s, "backend write error",
 			    "421 4.4.2 Connection to the mail server lost\r\n");
 		return;
 	}
@@ -300,7 +315,7 @@ flush_backend(struct session *s)
 	}
 	p = buf_steal(&s->bout, &len);
 	if (stream_send(s, &s->be.stream, p, len, 0) < 0)
-		sess_fail(s, "backend write error",
+		backend_failed(s, "backend write error",
 		    "421 4.4.2 Connection to the mail server lost\r\n");
 }
 
@@ -379,7 +394,32 @@ sess_fail(struct session *s, const char *why, const char *reply)
 		sess_arm_timer(s);
 }
 
+static void
+backend_failed(struct session *s, const char *why, const char *reply)
+{
+	if (s->state != SS_CLOSED && !(s->flags & SF_CLOSE_AFTER_FLUSH))
+		stats_add(&s->st->backend_failures, 1);
+	sess_fail(s, why, reply);
+}
+
 /* --- TLS ------------------------------------------------------------- */
+
+static enum hs_fail
+hs_fail_reason(const char *err)
+{
+	if (err == NULL)
+		return HSF_OTHER;
+	if (strstr(err, "protocol") || strstr(err, "version"))
+		return HSF_PROTOCOL;
+	if (strstr(err, "cipher") || strstr(err, "group") ||
+	    strstr(err, "sigalg"))
+		return HSF_CIPHER;
+	if (strstr(err, "certificate"))
+		return HSF_CERT;
+	if (strstr(err, "closed") || strstr(err, "eof"))
+		return HSF_CLOSED;
+	return HSF_OTHER;
+}
 
 static void
 start_tls(struct session *s)
@@ -390,6 +430,7 @@ start_tls(struct session *s)
 	}
 	buf_consume(&s->cin, s->cin.len);	/* CVE-2011-0411 */
 	sess_enter(s, SS_HANDSHAKE);
+	s->hs_start_ms = uv_now(&s->w->loop);
 	sess_arm_timer(s);
 }
 
@@ -397,6 +438,9 @@ static void
 handshake_done(struct session *s)
 {
 	tls_get_info(s->tls, &s->tinfo);
+	stats_add(&s->st->hs_ok, 1);
+	stats_hs_observe(s->st,
+	    (double)(uv_now(&s->w->loop) - s->hs_start_ms) / 1000.0);
 	s->flags |= SF_TLS;
 	s->facts.tls = true;
 	s->facts.tls_version = s->tinfo.version_num;
@@ -410,6 +454,10 @@ handshake_done(struct session *s)
 	smtp_framer_init(&s->framer, (size_t)s->lc->limits.max_line);
 	buf_consume(&s->bin, s->bin.len);
 	s->in = IN_CMD;
+	if (!(s->flags & SF_BE_OPEN)) {		/* implicit TLS: now the backend */
+		backend_start(s);
+		return;
+	}
 	sess_enter(s, SS_COMMANDS);
 	log_debug("%s: TLS %s %s sni=%s", s->id, s->tinfo.version,
 	    s->tinfo.cipher, s->tinfo.sni ? s->tinfo.sni : "-");
@@ -431,6 +479,8 @@ do_handshake(struct session *s)
 	else if (st != TLS_AGAIN) {
 		log_info("%s: TLS handshake failed with %s: %s", s->id,
 		    s->peer_addr, tls_conn_error(s->tls));
+		stats_add(&s->st->hs_failed[hs_fail_reason(
+		    tls_conn_error(s->tls))], 1);
 		sess_close(s, "handshake failed");
 	}
 }
@@ -491,6 +541,35 @@ handle_backend_reply(struct session *s, struct reply_slot *slot,
 		}
 		sess_enter(s, SS_COMMANDS);
 		sess_arm_timer(s);
+		if (r->code == 220 && s->lc->backend.xclient) {
+			/* Learn whether the backend offers XCLIENT. */
+			char ehlo[300];
+			int n = snprintf(ehlo, sizeof(ehlo), "EHLO %s",
+			    s->w->hostname);
+
+			if (replyq_push_backend(&s->rq, SMTP_V_EHLO,
+			    RS_SWALLOW) == NULL)
+				goto oom;
+			forward_line(s, ehlo, (size_t)n);
+			s->flags |= SF_XPROBE;
+		}
+	} else if (slot->flags & RS_SWALLOW) {
+		if (slot->verb == SMTP_V_EHLO) {
+			s->flags &= ~SF_XPROBE;
+			(void)smtp_ehlo_rewrite(text, r->len, 0, NULL, 0, &seen);
+			if (r->code == 250 && (seen & EHLO_HAS_XCLIENT))
+				s->flags |= SF_BE_XCLIENT;
+			else
+				log_warnx("%s: backend %s does not offer XCLIENT;"
+				    " not sending it", s->id,
+				    s->lc->backend.address.text);
+			if (r->code == 250)
+				s->facts.backend_chunking =
+				    (seen & EHLO_HAS_CHUNKING) != 0;
+		} else if (slot->verb == SMTP_V_XCLIENT && r->code != 220)
+			log_warnx("%s: backend %s refused XCLIENT: %.*s", s->id,
+			    s->lc->backend.address.text,
+			    (int)(r->len > 200 ? 200 : r->len - 2), text);
 	} else if (slot->verb == SMTP_V_EHLO) {
 		flags = 0;
 		if (!(s->flags & SF_TLS)) {
@@ -499,10 +578,10 @@ handle_backend_reply(struct session *s, struct reply_slot *slot,
 			if (s->lc->policy.hide_auth_before_tls)
 				flags |= EHLO_HIDE_AUTH;
 		}
-		if ((out = malloc(r->len + 64)) == NULL)
+		if ((out = malloc(2 * r->len + 16)) == NULL)
 			goto oom;
 		replen = smtp_ehlo_rewrite(text, r->len, flags, out,
-		    r->len + 64, &seen);
+		    2 * r->len + 16, &seen);
 		if (replen == 0) {
 			sess_fail(s, "EHLO reply rewrite failed",
 			    "421 4.3.0 Internal error\r\n");
@@ -546,8 +625,10 @@ handle_backend_reply(struct session *s, struct reply_slot *slot,
 		} else
 			s->in = IN_CMD;
 	}
-	if ((slot->flags & RS_MSGEND) && r->code >= 200 && r->code < 300)
+	if ((slot->flags & RS_MSGEND) && r->code >= 200 && r->code < 300) {
 		s->messages++;
+		stats_add(&s->st->messages, 1);
+	}
 	if (replyq_fill(&s->rq, slot, rep, replen) < 0)
 		goto oom;
 	free(out);
@@ -575,7 +656,7 @@ process_backend_input(struct session *s)
 		if (st != SMTP_OK) {
 			log_warnx("%s: malformed reply from backend %s",
 			    s->id, s->lc->backend.address.text);
-			sess_fail(s, "backend protocol error",
+			backend_failed(s, "backend protocol error",
 			    "421 4.4.2 Mail server protocol error\r\n");
 			return;
 		}
@@ -678,6 +759,32 @@ do_bdat(struct session *s, const struct smtp_cmd *cmd, const char *line,
 	}
 }
 
+/*
+ * Tell a Postfix-style backend who the client is (XCLIENT, sent only when
+ * the backend offered it); its 220 is the proxy's, never relayed.  Values
+ * are xtext, so nothing from the client can add a CR, LF or space.
+ */
+static void
+send_xclient(struct session *s, int esmtp)
+{
+	char line[600], addr[INET6_ADDRSTRLEN + 8];
+	size_t n;
+
+	if (s->peer.ss_family == AF_INET6 && strchr(s->peer_addr, ':'))
+		snprintf(addr, sizeof(addr), "IPV6:%s", s->peer_addr);
+	else
+		snprintf(addr, sizeof(addr), "%s", s->peer_addr);
+	n = xclient_line(addr, s->peer_port, "[UNAVAILABLE]", s->helo,
+	    esmtp ? "ESMTP" : "SMTP", line, sizeof(line));
+	if (n == 0)
+		return;
+	if (replyq_push_backend(&s->rq, SMTP_V_XCLIENT, RS_SWALLOW) == NULL) {
+		sess_close(s, "out of memory");
+		return;
+	}
+	forward_line(s, line, n);
+}
+
 static void
 handle_command(struct session *s, const char *line, size_t len)
 {
@@ -692,6 +799,7 @@ handle_command(struct session *s, const char *line, size_t len)
 	if (v.action == POLICY_REPLY) {
 		if (v.reason != PR_PROTOCOL) {
 			s->refusals++;
+			stats_add(&s->st->refusals[v.reason], 1);
 			log_info("%s: refused %s from %s: %d %s (%s)", s->id,
 			    smtp_verb_name(cmd.verb), s->peer_addr, v.code,
 			    v.enh, policy_reason_name(v.reason));
@@ -729,6 +837,8 @@ handle_command(struct session *s, const char *line, size_t len)
 		if (s->flags & SF_TLS)
 			s->facts.helo_since_tls = true;
 		s->flags &= ~SF_BDAT_TX;
+		if (s->flags & SF_BE_XCLIENT)
+			send_xclient(s, cmd.verb == SMTP_V_EHLO);
 		forward_cmd(s, cmd.verb, 0, line, len);
 		break;
 	case SMTP_V_MAIL:
@@ -766,7 +876,7 @@ client_command(struct session *s)
 	enum smtp_parse st;
 	const char *line;
 
-	if (replyq_space(&s->rq) < 2)
+	if (replyq_space(&s->rq) < 3 || (s->flags & SF_XPROBE))
 		return 0;
 	line = buf_data(&s->cin);
 	st = smtp_frame_line(&s->framer, line, s->cin.len, &linelen,
@@ -774,7 +884,9 @@ client_command(struct session *s)
 	buf_consume(&s->cin, consumed);	/* memory stays valid until append */
 	switch (st) {
 	case SMTP_AGAIN:
-		return 0;
+		/* The tail of an overlong line may have been dropped, with
+		 * a whole command behind it: go round again. */
+		return consumed > 0;
 	case SMTP_TOOLONG:
 		reply_local(s, SMTP_V_UNKNOWN, 0, 500, "5.5.2",
 		    "Line too long");
@@ -831,6 +943,7 @@ client_data(struct session *s)
 	/* Poisoned: refuse it and drop the backend, which still waits for
 	 * the end of this message and so never completes it. */
 	s->refusals++;
+	stats_add(&s->st->refusals[PR_BARE_NEWLINE], 1);
 	reply_local(s, SMTP_V_DATA, 0, 554, "5.5.2",
 	    "Message refused: bare CR or LF in message content");
 	sess_fail(s, "smuggling attempt refused",
@@ -970,7 +1083,8 @@ update_reads(struct session *s)
 	if (s->state == SS_CLOSED)
 		return;
 	want_client = !(s->flags & (SF_CLIENT_EOF | SF_CLOSE_AFTER_FLUSH)) &&
-	    s->state >= SS_COMMANDS && s->cin.len < CIN_CAP &&
+	    (s->state >= SS_COMMANDS || s->state == SS_PROXY_HEADER) &&
+	    s->cin.len < CIN_CAP &&
 	    (s->tls == NULL || tls_pending_in(s->tls) < TLS_IN_CAP) &&
 	    backend_queued(s) <= HIGH_MARK &&
 	    !(s->state == SS_COMMANDS && s->in == IN_DATA_WAIT &&
@@ -1012,6 +1126,8 @@ sess_pump(struct session *s)
 	s->flags |= SF_PUMPING;
 	do {
 		s->flags &= ~SF_REPUMP;
+		if (s->state == SS_PROXY_HEADER)
+			proxy_header(s);
 		if (s->state == SS_HANDSHAKE)
 			do_handshake(s);
 		if (s->state == SS_CLOSED)
@@ -1024,11 +1140,11 @@ sess_pump(struct session *s)
 			s->flags |= SF_BE_GONE;
 			if (!(s->flags & SF_CLOSE_AFTER_FLUSH)) {
 				if (s->state == SS_GREETING)
-					sess_fail(s, "backend closed before "
+					backend_failed(s, "backend closed before "
 					    "greeting", "421 4.3.0 Mail server "
 					    "temporarily unavailable\r\n");
 				else
-					sess_fail(s, "backend closed",
+					backend_failed(s, "backend closed",
 					    "421 4.4.2 Connection to the mail "
 					    "server lost\r\n");
 			}
@@ -1070,6 +1186,7 @@ on_client_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b)
 			s->end = "client read error";
 		s->flags |= SF_CLIENT_EOF;
 		if (s->state == SS_HANDSHAKE) {
+			stats_add(&s->st->hs_failed[HSF_CLOSED], 1);
 			sess_close(s, "client closed during handshake");
 			return;
 		}
@@ -1127,20 +1244,26 @@ on_timer(uv_timer_t *t)
 		return;
 	}
 	switch (s->state) {
+	case SS_PROXY_HEADER:
+		log_info("%s: no PROXY header from %s within %d s", s->id,
+		    s->peer_addr, PROXY_TIMEOUT);
+		sess_close(s, "PROXY header timeout");
+		break;
 	case SS_BACKEND_CONNECT:
 	case SS_GREETING:
 		log_warnx("%s: backend %s: timeout", s->id,
 		    s->lc->backend.address.text);
-		sess_fail(s, "backend timeout",
+		backend_failed(s, "backend timeout",
 		    "421 4.3.0 Mail server temporarily unavailable\r\n");
 		break;
 	case SS_HANDSHAKE:
+		stats_add(&s->st->hs_failed[HSF_TIMEOUT], 1);
 		sess_close(s, "handshake timeout");
 		break;
 	case SS_COMMANDS:
 	case SS_STARTTLS_DRAIN:
 		if (s->rq.nwait > 0)
-			sess_fail(s, "backend reply timeout",
+			backend_failed(s, "backend reply timeout",
 			    "421 4.4.2 Mail server timeout\r\n");
 		else
 			sess_fail(s, "idle timeout",
@@ -1161,6 +1284,9 @@ sess_arm_timer(struct session *s)
 		return;
 	}
 	switch (s->state) {
+	case SS_PROXY_HEADER:
+		secs = PROXY_TIMEOUT;
+		break;
 	case SS_BACKEND_CONNECT:
 	case SS_GREETING:
 		secs = (uint64_t)s->lc->backend.connect_timeout;
@@ -1245,6 +1371,9 @@ sess_close(struct session *s, const char *why)
 		s->end = why;
 	sess_enter(s, SS_CLOSED);
 	sess_log(s);
+	stats_add(&s->st->conn_active, (uint64_t)-1);
+	stats_add(&s->st->bytes_in, s->bytes_in);
+	stats_add(&s->st->bytes_out, s->bytes_out);
 	if (s->flags & SF_COUNTED)
 		limits_release(s->limits, (struct sockaddr *)&s->peer);
 	if (s->prev != NULL)
@@ -1262,22 +1391,71 @@ sess_close(struct session *s, const char *why)
 	worker_session_gone(w);
 }
 
+/* Text forms of an address for logs, XCLIENT and Received. */
+static void
+addr_text(const struct sockaddr_storage *ss, char *addr, size_t addrlen,
+    char *port, size_t portlen)
+{
+	const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)ss;
+	const struct sockaddr_in *sin = (const struct sockaddr_in *)ss;
+
+	addr[0] = '\0';
+	if (ss->ss_family == AF_INET6) {
+		if (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr))
+			inet_ntop(AF_INET, &sin6->sin6_addr.s6_addr[12], addr,
+			    (socklen_t)addrlen);
+		else
+			inet_ntop(AF_INET6, &sin6->sin6_addr, addr,
+			    (socklen_t)addrlen);
+		snprintf(port, portlen, "%u", ntohs(sin6->sin6_port));
+	} else if (ss->ss_family == AF_INET) {
+		inet_ntop(AF_INET, &sin->sin_addr, addr, (socklen_t)addrlen);
+		snprintf(port, portlen, "%u", ntohs(sin->sin_port));
+	} else {
+		snprintf(addr, addrlen, "unknown");
+		snprintf(port, portlen, "0");
+	}
+}
+
 static void
 on_backend_connect(uv_connect_t *req, int status)
 {
 	struct session *s = req->data;
+	char hdr[PROXY_HDR_MAX];
+	struct proxy_tls pt, *ptp = NULL;
+	size_t n;
 
 	if (s->state == SS_CLOSED || (s->flags & SF_BE_GONE))
 		return;
 	if (status < 0) {
 		log_warnx("%s: backend %s: %s", s->id,
 		    s->lc->backend.address.text, uv_strerror(status));
-		sess_fail(s, "backend unavailable",
+		backend_failed(s, "backend unavailable",
 		    "421 4.3.0 Mail server temporarily unavailable\r\n");
 		return;
 	}
 	if (s->lc->backend.address.is_unix == 0)
 		uv_tcp_nodelay(&s->be.tcp, 1);
+	if (s->lc->backend.proxy_protocol != PROXY_OUT_NONE) {
+		if (s->flags & SF_TLS) {	/* implicit TLS: facts known */
+			memset(&pt, 0, sizeof(pt));
+			pt.version = s->tinfo.version;
+			pt.cipher = s->tinfo.cipher;
+			pt.sni = s->tinfo.sni;
+			pt.client_cn = s->tinfo.client_subject[0] ?
+			    s->tinfo.client_subject : NULL;
+			pt.client_cert_verified = s->tinfo.client_verified;
+			ptp = &pt;
+		}
+		n = proxy_encode(s->lc->backend.proxy_protocol ==
+		    PROXY_OUT_V1 ? 1 : 2, (struct sockaddr *)&s->peer,
+		    (struct sockaddr *)&s->local, ptp, hdr, sizeof(hdr));
+		if (n == 0 || buf_append(&s->bout, hdr, n) < 0) {
+			backend_failed(s, "backend PROXY header failed",
+			    "421 4.3.0 Mail server temporarily unavailable\r\n");
+			return;
+		}
+	}
 	sess_enter(s, SS_GREETING);
 	sess_arm_timer(s);
 	sess_pump(s);
@@ -1309,12 +1487,114 @@ backend_connect(struct session *s)
 	    (const struct sockaddr *)&a->ss, on_backend_connect);
 }
 
+/* Connect to the backend; its greeting will fill the first slot. */
+static void
+backend_start(struct session *s)
+{
+	int r;
+
+	sess_enter(s, SS_BACKEND_CONNECT);
+	if (replyq_push_backend(&s->rq, SMTP_V_UNKNOWN, RS_GREETING) == NULL) {
+		sess_close(s, "out of memory");
+		return;
+	}
+	if ((r = backend_connect(s)) < 0) {
+		log_warnx("%s: backend %s: %s", s->id,
+		    s->lc->backend.address.text, uv_strerror(r));
+		backend_failed(s, "backend unavailable",
+		    "421 4.3.0 Mail server temporarily unavailable\r\n");
+		return;
+	}
+	sess_arm_timer(s);
+}
+
+/*
+ * The client's address is known (from the socket or a PROXY header):
+ * apply the limits, then TLS first (implicit) or the backend (STARTTLS).
+ */
+static void
+sess_begin(struct session *s)
+{
+	int implicit = s->lc->tls_mode == TLS_MODE_IMPLICIT;
+
+	addr_text(&s->peer, s->peer_addr, sizeof(s->peer_addr), s->peer_port,
+	    sizeof(s->peer_port));
+	if (s->w->stopping) {
+		if (implicit) {
+			sess_close(s, "shutting down");
+			return;
+		}
+		s->state = SS_COMMANDS;
+		sess_fail(s, "shutting down",
+		    "421 4.3.2 Service shutting down, try again later\r\n");
+		return;
+	}
+	if (limits_take(s->limits, s->lc, (struct sockaddr *)&s->peer) < 0) {
+		log_info("%s: too many connections from %s on %s", s->id,
+		    s->peer_addr, s->lc->name);
+		stats_add(&s->st->conn_rejected_limit, 1);
+		if (implicit) {		/* no plaintext on a TLS port */
+			sess_close(s, "too many connections");
+			return;
+		}
+		s->state = SS_COMMANDS;
+		sess_fail(s, "too many connections",
+		    "421 4.7.0 Too many connections, try again later\r\n");
+		return;
+	}
+	s->flags |= SF_COUNTED;
+	if (!implicit) {
+		backend_start(s);
+		return;
+	}
+	if ((s->tls = tls_conn_new(s->cfg->tls, s->li)) == NULL) {
+		sess_close(s, "tls setup failed");
+		return;
+	}
+	/* Bytes after a PROXY header are the start of the ClientHello. */
+	if (s->cin.len > 0 && tls_feed(s->tls, buf_data(&s->cin),
+	    s->cin.len) < 0) {
+		sess_close(s, "out of memory");
+		return;
+	}
+	buf_consume(&s->cin, s->cin.len);
+	sess_enter(s, SS_HANDSHAKE);
+	s->hs_start_ms = uv_now(&s->w->loop);
+	sess_arm_timer(s);
+}
+
+/* A load balancer's PROXY header: strict, bounded, else close silently. */
+static void
+proxy_header(struct session *s)
+{
+	struct proxy_hdr h;
+
+	switch (proxy_parse(buf_data(&s->cin), s->cin.len, &h)) {
+	case PROXY_AGAIN:
+		if (s->cin.len > PROXY_MAX)
+			sess_close(s, "bad PROXY header");
+		return;
+	case PROXY_INVALID:
+		log_info("%s: bad PROXY header from %s", s->id, s->peer_addr);
+		sess_close(s, "bad PROXY header");
+		return;
+	case PROXY_OK:
+		break;
+	}
+	buf_consume(&s->cin, h.len);
+	if (!h.local) {
+		s->peer = h.src;
+		s->local = h.dst;
+	}
+	sess_begin(s);
+}
+
 void
 session_accept(struct lsn *l)
 {
 	struct worker *w = l->w;
 	struct session *s;
-	int len, r;
+	int len;
 
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return;
@@ -1322,7 +1602,10 @@ session_accept(struct lsn *l)
 	s->cfg = cfg_ref(w->cfg);
 	s->li = l->li;
 	s->lc = &s->cfg->listeners[l->li];
-	s->limits = w->limits[l->li];
+	s->limits = l->sh->limits;
+	s->st = &l->sh->shards[w->index];
+	stats_add(&s->st->conn_total, 1);
+	stats_add(&s->st->conn_active, 1);
 	s->start_ms = uv_now(&w->loop);
 	snprintf(s->id, sizeof(s->id), "%02x%010" PRIx64, w->index & 0xff,
 	    ++w->next_id);
@@ -1349,49 +1632,18 @@ session_accept(struct lsn *l)
 	}
 	len = sizeof(s->peer);
 	uv_tcp_getpeername(&s->client, (struct sockaddr *)&s->peer, &len);
-	if (s->peer.ss_family == AF_INET6) {
-		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&s->peer;
-
-		if (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr))
-			inet_ntop(AF_INET, &sin6->sin6_addr.s6_addr[12],
-			    s->peer_addr, sizeof(s->peer_addr));
-		else
-			inet_ntop(AF_INET6, &sin6->sin6_addr, s->peer_addr,
-			    sizeof(s->peer_addr));
-	} else
-		inet_ntop(AF_INET, &((struct sockaddr_in *)&s->peer)->sin_addr,
-		    s->peer_addr, sizeof(s->peer_addr));
+	len = sizeof(s->local);
+	uv_tcp_getsockname(&s->client, (struct sockaddr *)&s->local, &len);
 	uv_tcp_nodelay(&s->client, 1);
-	sess_enter(s, SS_BACKEND_CONNECT);
-
-	if (w->stopping) {
-		s->state = SS_COMMANDS;
-		sess_fail(s, "shutting down",
-		    "421 4.3.2 Service shutting down, try again later\r\n");
+	if (s->lc->proxy_protocol) {
+		addr_text(&s->peer, s->peer_addr, sizeof(s->peer_addr),
+		    s->peer_port, sizeof(s->peer_port));
+		s->state = SS_PROXY_HEADER;
+		sess_arm_timer(s);
+		update_reads(s);
 		return;
 	}
-	if (limits_take(s->limits, s->lc, (struct sockaddr *)&s->peer) < 0) {
-		log_info("%s: too many connections from %s on %s", s->id,
-		    s->peer_addr, s->lc->name);
-		s->state = SS_COMMANDS;
-		sess_fail(s, "too many connections",
-		    "421 4.7.0 Too many connections, try again later\r\n");
-		return;
-	}
-	s->flags |= SF_COUNTED;
-	if ((r = backend_connect(s)) < 0) {
-		log_warnx("%s: backend %s: %s", s->id,
-		    s->lc->backend.address.text, uv_strerror(r));
-		s->state = SS_COMMANDS;
-		sess_fail(s, "backend unavailable",
-		    "421 4.3.0 Mail server temporarily unavailable\r\n");
-		return;
-	}
-	if (replyq_push_backend(&s->rq, SMTP_V_UNKNOWN, RS_GREETING) == NULL) {
-		sess_close(s, "out of memory");
-		return;
-	}
-	sess_arm_timer(s);
+	sess_begin(s);
 }
 
 void
@@ -1399,6 +1651,11 @@ session_shutdown(struct session *s)
 {
 	if (s->state == SS_CLOSED)
 		return;
+	if (s->state == SS_PROXY_HEADER ||
+	    (s->state == SS_HANDSHAKE && !(s->flags & SF_BE_OPEN))) {
+		sess_close(s, "shutdown");
+		return;
+	}
 	if (s->state == SS_BACKEND_CONNECT || s->state == SS_GREETING)
 		s->state = SS_COMMANDS;
 	sess_fail(s, "shutdown",

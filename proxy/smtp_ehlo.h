@@ -4,9 +4,11 @@
  * The backend's keywords pass through in order, except: its own STARTTLS
  * (the proxy owns TLS), XCLIENT and XFORWARD (proxy-to-backend only) are
  * never shown; AUTH (and the old "AUTH=" form) is dropped when asked (before
- * TLS with hide_auth_before_tls); STARTTLS is appended when the proxy offers
- * it.  Continuation markers are recomputed so that only the last line has
- * "250 ".  Lines are written with CRLF.  Pure core: no I/O.
+ * TLS with hide_auth_before_tls); empty keyword lines are dropped; STARTTLS
+ * is appended when the proxy offers it.  The first line (the host name) is
+ * always kept.  Keywords match case-insensitively.  Continuation markers
+ * are recomputed so that only the last line has "250 ".  Lines are written
+ * with CRLF.  Pure core: no I/O.
  */
 #ifndef STP_SMTP_EHLO_H
 #define STP_SMTP_EHLO_H
@@ -29,9 +31,11 @@
 /*
  * reply[0..len) is one complete reply as framed by smtp_reply_parse(). If
  * its code is not 250 it is copied unchanged.  Writes the result to
- * out[0..outsize) and returns its length, or 0 if it does not fit (an
- * output of len + 16 bytes always fits).  *seen (may be NULL) receives the
- * EHLO_HAS_* bits of the keywords the backend sent.
+ * out[0..outsize) and returns its length, or 0 if it does not fit (never a
+ * cut reply).  Each LF-only line grows by one byte (CRLF) and STARTTLS adds
+ * 14, so len + nlines + 16 always fits (nlines from smtp_reply_parse), and
+ * so does 2 * len + 16.  *seen (may be NULL) receives the EHLO_HAS_* bits
+ * of the keywords the backend sent (0 for a non-250 reply).
  */
 size_t	smtp_ehlo_rewrite(const char *reply, size_t len, int flags,
 	    char *out, size_t outsize, int *seen);

@@ -44,6 +44,8 @@ smtp_frame_line(struct smtp_framer *f, const char *buf, size_t len,
 
 	*linelen = 0;
 	*consumed = 0;
+	if (len == 0)
+		return SMTP_AGAIN;
 
 	if (f->discarding) {
 		lf = memchr(buf, '\n', len);

@@ -40,12 +40,14 @@ void	smtp_framer_init(struct smtp_framer *f, size_t max_line);
  *                 NUL byte or a CR that is not immediately before the LF;
  *                 reply 500 5.5.2, forward nothing.
  *   SMTP_TOOLONG: no LF within max_line bytes: reply 500 5.5.2 once; the
- *                 framer drops *consumed bytes now and the rest of that line
- *                 silently in later calls (those return SMTP_AGAIN with
- *                 *consumed > 0, or SMTP_AGAIN then a fresh line).
- *   SMTP_AGAIN:   need more bytes; *consumed bytes (possibly 0) may be
- *                 dropped from the front of buf.
- * A line of exactly max_line bytes including its CRLF is accepted.
+ *                 framer drops *consumed bytes now (through the LF when
+ *                 one is in buf) and the rest of that line silently in
+ *                 later calls (those return SMTP_AGAIN with *consumed > 0).
+ *   SMTP_AGAIN:   *consumed bytes (possibly 0) must be dropped from the
+ *                 front of buf.  With *consumed > 0 call again at once: a
+ *                 fresh line may already follow.  With 0, read more.
+ * A line of exactly max_line bytes including its CRLF is accepted (with a
+ * bare LF: max_line bytes including the LF).
  */
 enum smtp_parse smtp_frame_line(struct smtp_framer *f, const char *buf,
 	    size_t len, size_t *linelen, size_t *consumed);
@@ -67,7 +69,8 @@ struct smtp_cmd {
 
 /* Split a framed line (no terminator) into verb and argument. Never fails:
  * unknown or empty verbs give SMTP_V_UNKNOWN.  The verb is the text up to
- * the first space, matched case-insensitively. */
+ * the first space or tab (as the MTAs behind us split it), matched
+ * case-insensitively. */
 void		 smtp_cmd_parse(const char *line, size_t len, struct smtp_cmd *out);
 const char	*smtp_verb_name(enum smtp_verb v);
 
@@ -77,7 +80,8 @@ const char	*smtp_verb_name(enum smtp_verb v);
  * is what follows the last '@' that is outside double quotes in the
  * mailbox, with a source route ("<@r1,@r2:u@d>") skipped.  Returns 0 and
  * sets *dom,*domlen on success, -1 when there is no path or no domain
- * (e.g. "<postmaster>", "<>").
+ * (e.g. "<postmaster>", "<>").  Lenient: "TO: <a@b>" and "TO:a@b" work;
+ * the path ends at an unquoted '>' or space; an unterminated quote gives -1.
  */
 int	smtp_path_domain(const char *arg, size_t arglen, const char **dom,
 	    size_t *domlen);
@@ -88,10 +92,11 @@ int	smtp_path_domain(const char *arg, size_t arglen, const char **dom,
  * LF.  At most max bytes are looked at for one reply.
  *   SMTP_OK:      a whole reply is buf[0..r->len); r->code set;
  *                 r->nlines lines.
- *   SMTP_INVALID: a line that does not start with three digits, whose
- *                 fourth character is not ' ', '-' or the end of line, or
- *                 whose code differs from the first line's; the backend is
- *                 broken.
+ *   SMTP_INVALID: a line that does not start with three digits (a code in
+ *                 100..599), whose fourth character is not ' ', '-' or
+ *                 the end of line, or whose code differs from the first
+ *                 line's; the backend is broken.  Checked per complete
+ *                 line, so a prefix of a bad reply may still say AGAIN.
  *   SMTP_TOOLONG: no complete reply within max bytes.
  *   SMTP_AGAIN:   need more bytes.
  */
@@ -115,7 +120,8 @@ int	smtp_reply_next_line(const char *reply, size_t len, size_t *pos,
  * after the DATA command's 354).  Only <CRLF>.<CRLF> ends the content; the
  * start of the content counts as just after a CRLF.  It also notes the
  * first bare CR (a CR not followed by LF) or bare LF (an LF not preceded by
- * CR) - SMTP smuggling shapes.  No byte is looked at twice.
+ * CR) - SMTP smuggling shapes.  No byte is looked at twice.  Init once per
+ * message; after the end, further feeds return 0 with *ended = 1.
  */
 struct smtp_datascan {
 	uint8_t	state;
@@ -137,9 +143,10 @@ size_t	smtp_datascan_feed(struct smtp_datascan *ds, const char *buf,
 	    size_t len, int *ended, size_t *bare_at);
 
 /*
- * BDAT argument: "<size> [LAST]" (case-insensitive LAST, one or more
- * spaces between). Returns 0 and sets *size, *last; -1 when malformed or
- * the size does not fit in 63 bits.
+ * BDAT argument: "<size> [LAST]" (decimal digits only; case-insensitive
+ * LAST, one or more spaces or tabs between; trailing spaces ignored).
+ * Returns 0 and sets *size, *last; -1 (outputs untouched) when malformed
+ * or the size does not fit in 63 bits.
  */
 int	smtp_bdat_parse(const char *arg, size_t arglen, uint64_t *size,
 	    int *last);

@@ -1,19 +1,21 @@
 /*
- * worker - the event loop: listening sockets, signals, graceful stop, and
- * the per-listener connection limits.
+ * worker - one event-loop thread: accepting on its own listening sockets,
+ * applying what the master posts (a new configuration, stop), and the
+ * graceful stop; plus the per-listener connection limits, the only state
+ * shared between workers (a mutex taken on accept and on close, never on
+ * the data path).
  *
- * One worker per loop; today the proxy runs one, in the main thread.  All
- * per-loop state lives in struct worker so that more loops are a loop over
- * workers.  The limits are the only state shared between loops: a mutex
- * taken on accept and on close, never on the data path.
+ * Reload: the new config arrives with, per listener, either a new socket
+ * or the index of an old listener whose socket stays open (same address:
+ * no connection is refused during a reload).  Old listeners not kept are
+ * closed.  Sessions keep the config they started with (their own ref).
  *
- * Stop (SIGTERM/SIGINT): close the listeners, let sessions finish for
- * shutdown_timeout seconds, then answer "421 4.3.2" to what is left, and
- * close whatever still lingers CLOSE_GRACE seconds later.
+ * Stop: close the listeners, let sessions finish for shutdown_timeout
+ * seconds, then answer "421 4.3.2" to what is left, and close whatever
+ * still lingers CLOSE_GRACE seconds later.
  */
 #include <errno.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,7 +42,7 @@ struct lsn_limits {
 	struct ip_count	*b[LIMITS_BUCKETS];
 };
 
-static struct lsn_limits *
+struct lsn_limits *
 limits_new(void)
 {
 	struct lsn_limits *l;
@@ -51,7 +53,7 @@ limits_new(void)
 	return l;
 }
 
-static void
+void
 limits_free(struct lsn_limits *l)
 {
 	struct ip_count *c, *n;
@@ -150,28 +152,98 @@ on_connection(uv_stream_t *server, int status)
 	session_accept(l);
 }
 
-static int
-lsn_open(struct worker *w, size_t li)
+static void
+on_lsn_closed(uv_handle_t *h)
+{
+	free(h->data);
+}
+
+static void
+lsn_close(struct lsn *l)
+{
+	if (!uv_is_closing((uv_handle_t *)&l->tcp))
+		uv_close((uv_handle_t *)&l->tcp, on_lsn_closed);
+}
+
+static struct lsn *
+lsn_open(struct worker *w, size_t li, int fd, struct lsn_shared *sh)
 {
 	const struct cfg_listener *lc = &w->cfg->listeners[li];
-	struct lsn *l = &w->lsn[li];
+	struct lsn *l;
 	int r;
 
+	if ((l = calloc(1, sizeof(*l))) == NULL) {
+		close(fd);
+		return NULL;
+	}
 	l->w = w;
 	l->li = li;
+	l->sh = sh;
 	uv_tcp_init(&w->loop, &l->tcp);
 	l->tcp.data = l;
-	l->open = 1;
-	if ((r = uv_tcp_bind(&l->tcp, (const struct sockaddr *)&lc->listen.ss,
-	    0)) < 0 || (r = uv_listen((uv_stream_t *)&l->tcp, 511,
-	    on_connection)) < 0) {
+	if ((r = uv_tcp_open(&l->tcp, fd)) < 0 ||
+	    (r = uv_listen((uv_stream_t *)&l->tcp, 511, on_connection)) < 0) {
 		log_error("listener %s: cannot listen on %s: %s", lc->name,
 		    lc->listen.text, uv_strerror(r));
-		return -1;
+		lsn_close(l);
+		return NULL;
 	}
-	log_info("listener %s: listening on %s, backend %s", lc->name,
-	    lc->listen.text, lc->backend.address.text);
-	return 0;
+	return l;
+}
+
+void
+worker_msg_free(struct worker_msg *msg)
+{
+	size_t i;
+
+	if (msg == NULL)
+		return;
+	if (msg->fd != NULL)
+		for (i = 0; i < msg->n; i++)
+			if (msg->fd[i] >= 0)
+				close(msg->fd[i]);
+	if (msg->cfg != NULL)
+		cfg_unref(msg->cfg);
+	free(msg->fd);
+	free(msg->keep);
+	free(msg->sh);
+	free(msg);
+}
+
+/* Switch to msg's config and listeners. */
+static void
+worker_apply(struct worker *w, struct worker_msg *msg)
+{
+	struct lsn **nl;
+	size_t i;
+
+	if ((nl = calloc(msg->n ? msg->n : 1, sizeof(*nl))) == NULL) {
+		log_error("worker %d: out of memory applying configuration",
+		    w->index);
+		return;
+	}
+	if (w->cfg != NULL)
+		cfg_unref(w->cfg);
+	w->cfg = msg->cfg;
+	msg->cfg = NULL;
+	for (i = 0; i < msg->n; i++) {
+		if (msg->keep[i] >= 0 && (size_t)msg->keep[i] < w->n_lsn &&
+		    w->lsn[msg->keep[i]] != NULL) {
+			nl[i] = w->lsn[msg->keep[i]];
+			w->lsn[msg->keep[i]] = NULL;
+			nl[i]->li = i;
+			nl[i]->sh = msg->sh[i];
+		} else if (msg->fd[i] >= 0) {
+			nl[i] = lsn_open(w, i, msg->fd[i], msg->sh[i]);
+			msg->fd[i] = -1;
+		}
+	}
+	for (i = 0; i < w->n_lsn; i++)
+		if (w->lsn[i] != NULL)
+			lsn_close(w->lsn[i]);
+	free(w->lsn);
+	w->lsn = nl;
+	w->n_lsn = msg->n;
 }
 
 static void
@@ -180,13 +252,12 @@ worker_close_all(struct worker *w)
 	size_t i;
 
 	for (i = 0; i < w->n_lsn; i++)
-		if (w->lsn[i].open && !uv_is_closing((uv_handle_t *)&w->lsn[i].tcp))
-			uv_close((uv_handle_t *)&w->lsn[i].tcp, NULL);
-	if (!uv_is_closing((uv_handle_t *)&w->sig_term)) {
-		uv_close((uv_handle_t *)&w->sig_term, NULL);
-		uv_close((uv_handle_t *)&w->sig_int, NULL);
-		uv_close((uv_handle_t *)&w->sig_hup, NULL);
-	}
+		if (w->lsn[i] != NULL) {
+			lsn_close(w->lsn[i]);
+			w->lsn[i] = NULL;
+		}
+	if (!uv_is_closing((uv_handle_t *)&w->async))
+		uv_close((uv_handle_t *)&w->async, NULL);
 	if (!uv_is_closing((uv_handle_t *)&w->stop_timer))
 		uv_close((uv_handle_t *)&w->stop_timer, NULL);
 }
@@ -205,8 +276,10 @@ on_stop_timer(uv_timer_t *t)
 	struct session *s, *next;
 
 	if (w->stopping == 1) {
-		log_info("shutdown: %zu session(s) left after %d s, closing "
-		    "them with 421", w->n_sessions, w->cfg->shutdown_timeout);
+		if (w->n_sessions > 0)
+			log_info("worker %d: %zu session(s) left after the "
+			    "grace period, closing them with 421", w->index,
+			    w->n_sessions);
 		w->stopping = 2;
 		for (s = w->sessions; s != NULL; s = next) {
 			next = session_next(s);
@@ -224,91 +297,119 @@ on_stop_timer(uv_timer_t *t)
 }
 
 static void
-on_signal(uv_signal_t *h, int signum)
+worker_stop(struct worker *w, int how)
 {
-	struct worker *w = h->data;
 	size_t i;
 
-	if (signum == SIGHUP) {
-		log_warnx("SIGHUP: configuration reload is not supported yet; "
-		    "ignored");
+	if (w->stopping && how == 1)
 		return;
-	}
-	if (w->stopping) {
-		log_info("second stop signal: closing all sessions now");
+	if (!w->stopping) {
+		for (i = 0; i < w->n_lsn; i++)
+			if (w->lsn[i] != NULL) {
+				lsn_close(w->lsn[i]);
+				w->lsn[i] = NULL;
+			}
 		w->stopping = 1;
-		on_stop_timer(&w->stop_timer);
-		return;
 	}
-	log_info("received %s: stopping (%zu open session(s), up to %d s)",
-	    signum == SIGTERM ? "SIGTERM" : "SIGINT", w->n_sessions,
-	    w->cfg->shutdown_timeout);
-	w->stopping = 1;
-	for (i = 0; i < w->n_lsn; i++)
-		if (w->lsn[i].open)
-			uv_close((uv_handle_t *)&w->lsn[i].tcp, NULL);
-	for (i = 0; i < w->n_lsn; i++)
-		w->lsn[i].open = 0;
 	if (w->n_sessions == 0) {
 		worker_close_all(w);
+		return;
+	}
+	if (how == 2) {
+		on_stop_timer(&w->stop_timer);	/* 421 now */
 		return;
 	}
 	uv_timer_start(&w->stop_timer, on_stop_timer,
 	    (uint64_t)w->cfg->shutdown_timeout * 1000, 0);
 }
 
+static void
+on_async(uv_async_t *a)
+{
+	struct worker *w = a->data;
+	struct worker_msg *msgs[8];
+	size_t i, n;
+
+	uv_mutex_lock(&w->mu);
+	n = w->n_inbox;
+	memcpy(msgs, w->inbox, n * sizeof(msgs[0]));
+	w->n_inbox = 0;
+	uv_mutex_unlock(&w->mu);
+	for (i = 0; i < n; i++) {
+		if (msgs[i]->stop)
+			worker_stop(w, msgs[i]->stop);
+		else if (msgs[i]->cfg != NULL && !w->stopping)
+			worker_apply(w, msgs[i]);
+		worker_msg_free(msgs[i]);
+	}
+}
+
 int
-worker_run(struct config *cfg)
+worker_post(struct worker *w, struct worker_msg *msg)
+{
+	int r = -1;
+
+	uv_mutex_lock(&w->mu);
+	if (w->n_inbox < sizeof(w->inbox) / sizeof(w->inbox[0])) {
+		w->inbox[w->n_inbox++] = msg;
+		r = 0;
+	}
+	uv_mutex_unlock(&w->mu);
+	if (r == 0)
+		uv_async_send(&w->async);
+	return r;
+}
+
+struct worker *
+worker_new(struct master *m, int index, struct worker_msg *msg)
 {
 	struct worker *w;
-	size_t i;
-	int rc = 0;
 
 	if ((w = calloc(1, sizeof(*w))) == NULL)
-		return -1;
-	uv_loop_init(&w->loop);
-	w->cfg = cfg_ref(cfg);
+		return NULL;
+	w->m = m;
+	w->index = index;
+	if (uv_loop_init(&w->loop) < 0) {
+		free(w);
+		return NULL;
+	}
+	uv_mutex_init(&w->mu);
 	if (gethostname(w->hostname, sizeof(w->hostname) - 1) < 0)
 		strcpy(w->hostname, "localhost");
-	w->n_lsn = cfg->n_listeners;
-	w->lsn = calloc(w->n_lsn, sizeof(*w->lsn));
-	w->limits = calloc(w->n_lsn, sizeof(*w->limits));
-	if (w->lsn == NULL || w->limits == NULL) {
-		rc = -1;
-		goto done;
-	}
-	for (i = 0; i < w->n_lsn; i++)
-		if ((w->limits[i] = limits_new()) == NULL) {
-			rc = -1;
-			goto done;
-		}
 	uv_timer_init(&w->loop, &w->stop_timer);
 	w->stop_timer.data = w;
-	uv_signal_init(&w->loop, &w->sig_term);
-	uv_signal_init(&w->loop, &w->sig_int);
-	uv_signal_init(&w->loop, &w->sig_hup);
-	w->sig_term.data = w->sig_int.data = w->sig_hup.data = w;
-	uv_signal_start(&w->sig_term, on_signal, SIGTERM);
-	uv_signal_start(&w->sig_int, on_signal, SIGINT);
-	uv_signal_start(&w->sig_hup, on_signal, SIGHUP);
-	for (i = 0; i < w->n_lsn; i++)
-		if (lsn_open(w, i) < 0) {
-			rc = -1;
-			break;
-		}
-	if (rc < 0)
-		worker_close_all(w);
+	uv_async_init(&w->loop, &w->async, on_async);
+	w->async.data = w;
+	worker_apply(w, msg);
+	worker_msg_free(msg);
+	return w;
+}
+
+static void
+worker_main(void *arg)
+{
+	struct worker *w = arg;
+
 	uv_run(&w->loop, UV_RUN_DEFAULT);
-	if (rc == 0)
-		log_info("stopped");
-done:
+	master_worker_done(w->m);
+}
+
+int
+worker_start(struct worker *w)
+{
+	return uv_thread_create(&w->thread, worker_main, w);
+}
+
+void
+worker_join_free(struct worker *w)
+{
+	uv_thread_join(&w->thread);
+	/* Run close callbacks still pending, then free. */
+	uv_run(&w->loop, UV_RUN_NOWAIT);
 	uv_loop_close(&w->loop);
-	if (w->limits != NULL)
-		for (i = 0; i < w->n_lsn; i++)
-			limits_free(w->limits[i]);
-	free(w->limits);
 	free(w->lsn);
-	cfg_unref(w->cfg);
+	if (w->cfg != NULL)
+		cfg_unref(w->cfg);
+	uv_mutex_destroy(&w->mu);
 	free(w);
-	return rc;
 }

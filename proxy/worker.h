@@ -1,8 +1,10 @@
 /*
- * worker - one event loop and everything that belongs to it: the listening
- * handles, the sessions, the shared read buffer.  Nothing here is shared
- * between loops except the connection counters (struct lsn_limits, taken
- * on accept and release only, never on the data path).
+ * worker - one event loop thread and everything that belongs to it: its
+ * listening handles (one SO_REUSEPORT socket per listener per worker), its
+ * sessions, its read buffer, its stats shards.  Nothing on the data path is
+ * shared between workers.  The master (master.c) talks to a worker only
+ * through worker_post() + the worker's uv_async: a new configuration with
+ * its listening sockets, or stop.
  */
 #ifndef STP_WORKER_H
 #define STP_WORKER_H
@@ -11,46 +13,82 @@
 #include <uv.h>
 
 #include "config.h"
+#include "stats.h"
 
 struct session;
+struct master;
 
-/* Connection counts of one listener, across workers. */
+/* Connection counts of one listener, across workers (worker.c). */
 struct lsn_limits;
+struct lsn_limits *limits_new(void);
+void	limits_free(struct lsn_limits *l);
+/* 0 when the connection may proceed (and is counted), else -1. */
+int	limits_take(struct lsn_limits *l, const struct cfg_listener *lc,
+	    const struct sockaddr *sa);
+void	limits_release(struct lsn_limits *l, const struct sockaddr *sa);
+
+/* Process-wide state of one listener name: kept across reloads. */
+struct lsn_shared {
+	struct lsn_shared	*next;
+	char			*name;
+	struct lsn_limits	*limits;
+	struct stats		*shards;	/* one per worker */
+};
 
 struct lsn {
 	uv_tcp_t		 tcp;
 	struct worker		*w;
-	size_t			 li;		/* index in cfg->listeners */
-	int			 open;
+	size_t			 li;		/* index in w->cfg->listeners */
+	struct lsn_shared	*sh;
+};
+
+/* What the master posts to a worker. */
+struct worker_msg {
+	int			 stop;		/* 1 graceful, 2 now */
+	struct config		*cfg;		/* new config (a ref), or NULL */
+	size_t			 n;		/* = cfg->n_listeners */
+	int			*fd;		/* per listener: new socket, or -1 */
+	long			*keep;		/* per listener: old index kept, or -1 */
+	struct lsn_shared	**sh;		/* per listener */
 };
 
 #define WORKER_RDBUF	(64 * 1024)
 
 struct worker {
 	uv_loop_t		 loop;
+	uv_thread_t		 thread;
 	int			 index;
+	struct master		*m;
 	struct config		*cfg;		/* ref; what new sessions use */
-	struct lsn		*lsn;
+	struct lsn		**lsn;
 	size_t			 n_lsn;
-	struct lsn_limits	**limits;	/* per listener, shared */
 	struct session		*sessions;	/* list head */
 	size_t			 n_sessions;
 	uint64_t		 next_id;
-	int			 stopping;
+	int			 stopping;	/* 0, 1 grace, 2 421 sent */
 	uv_timer_t		 stop_timer;
-	uv_signal_t		 sig_term, sig_int, sig_hup;
+	uv_async_t		 async;
+	uv_mutex_t		 mu;		/* guards inbox */
+	struct worker_msg	*inbox[8];
+	size_t			 n_inbox;
 	char			 hostname[256];
 	char			 rdbuf[WORKER_RDBUF];
 };
 
-/* Process-wide pieces (one per proxy, shared by the workers). */
-int	worker_run(struct config *cfg);
-/* A session of w has closed (for the graceful stop). */
-void	worker_session_gone(struct worker *w);
+/* Create worker index (not started); apply msg (the first config). */
+struct worker	*worker_new(struct master *m, int index,
+		    struct worker_msg *msg);
+int		 worker_start(struct worker *w);
+/* Hand msg to w (thread-safe); the worker frees it. -1 if the inbox is
+ * full (the caller frees it). */
+int		 worker_post(struct worker *w, struct worker_msg *msg);
+void		 worker_join_free(struct worker *w);
+void		 worker_msg_free(struct worker_msg *msg);
 
-/* Limits: 0 when the connection may proceed (and is counted), else -1. */
-int	limits_take(struct lsn_limits *l, const struct cfg_listener *lc,
-	    const struct sockaddr *sa);
-void	limits_release(struct lsn_limits *l, const struct sockaddr *sa);
+/* A session of w has closed (for the graceful stop). */
+void		 worker_session_gone(struct worker *w);
+
+/* Called by the worker thread when its loop has ended (master.c). */
+void		 master_worker_done(struct master *m);
 
 #endif

@@ -91,6 +91,11 @@ class Certs:
         self._make_ca()
         for name, sans in self.LEAVES.items():
             self._make_leaf(name, sans)
+        # RSA twin of mx1 (same name, other key type), a client
+        # certificate, one that expires in a week, and an expired one.
+        self._make_leaf("mx1-rsa", ["mx1.example.org"], rsa=True)
+        self._make_leaf("client", ["client.example.org"], client=True)
+        self._make_leaf("soon", ["soon.example.org"], days=7)
         self._make_expired()
 
     def cert(self, name):
@@ -106,9 +111,13 @@ class Certs:
     def der(self, name):
         return ssl.PEM_cert_to_DER_cert(self.pem(name))
 
-    def _genkey(self, out):
-        _openssl("genpkey", "-algorithm", "EC", "-pkeyopt",
-                 "ec_paramgen_curve:P-256", "-out", out, cwd=self.dir)
+    def _genkey(self, out, rsa=False):
+        if rsa:
+            _openssl("genpkey", "-algorithm", "RSA", "-pkeyopt",
+                     "rsa_keygen_bits:2048", "-out", out, cwd=self.dir)
+        else:
+            _openssl("genpkey", "-algorithm", "EC", "-pkeyopt",
+                     "ec_paramgen_curve:P-256", "-out", out, cwd=self.dir)
 
     def _make_ca(self):
         self._genkey("ca.key")
@@ -118,25 +127,27 @@ class Certs:
                  "-addext", "keyUsage=critical,keyCertSign,cRLSign",
                  "-out", "ca.pem", cwd=self.dir)
 
-    def _ext(self, name, sans):
+    def _ext(self, name, sans, rsa=False, client=False):
         path = os.path.join(self.dir, name + ".ext")
         with open(path, "w") as f:
             f.write("[v3]\n"
                     "basicConstraints = CA:FALSE\n"
-                    "keyUsage = critical,digitalSignature\n"
-                    "extendedKeyUsage = serverAuth\n"
+                    "keyUsage = critical,digitalSignature%s\n"
+                    "extendedKeyUsage = %s\n"
                     "subjectAltName = %s\n"
-                    % ",".join("DNS:" + s for s in sans))
+                    % (",keyEncipherment" if rsa else "",
+                       "clientAuth" if client else "serverAuth",
+                       ",".join("DNS:" + s for s in sans)))
         return path
 
-    def _make_leaf(self, name, sans):
-        self._genkey(name + ".key")
+    def _make_leaf(self, name, sans, rsa=False, client=False, days=30):
+        self._genkey(name + ".key", rsa=rsa)
         _openssl("req", "-new", "-key", name + ".key",
                  "-subj", "/CN=" + sans[0], "-out", name + ".csr",
                  cwd=self.dir)
         _openssl("x509", "-req", "-in", name + ".csr", "-CA", "ca.pem",
-                 "-CAkey", "ca.key", "-CAcreateserial", "-days", "30",
-                 "-sha256", "-extfile", self._ext(name, sans),
+                 "-CAkey", "ca.key", "-CAcreateserial", "-days", str(days),
+                 "-sha256", "-extfile", self._ext(name, sans, rsa, client),
                  "-extensions", "v3", "-out", name + ".pem", cwd=self.dir)
 
     def _make_expired(self):
@@ -280,6 +291,7 @@ class Proxy:
         self.use_c = use_c
         self.proc = None
         self.stopped_by_us = False
+        self.start_failed = False     # already reported by start()
 
     def rewrite(self, config):
         self.config = config
@@ -298,6 +310,7 @@ class Proxy:
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
+                self.start_failed = True
                 raise AssertionError(
                     "proxy exited with %s before listening on %d; stderr:\n%s"
                     % (self.proc.returncode, self.port, self.stderr()))
@@ -351,7 +364,7 @@ class Proxy:
     def check_clean_exit(self, rc):
         """No crash signal, no sanitizer report."""
         err = self.stderr()
-        assert rc in (0, -signal.SIGTERM), (
+        assert self.start_failed or rc in (0, -signal.SIGTERM), (
             "proxy ended with status %r (negative = signal); stderr:\n%s"
             % (rc, err[-8000:]))
         for bad in BAD_STDERR:

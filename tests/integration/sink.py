@@ -19,6 +19,8 @@ Fault options:
                         extra output nobody asked for
   expect_proxy          "v1" or "v2": read a PROXY header before greeting
   unix_path             listen on this AF_UNIX path instead of TCP
+  data_reply            the reply to a completed DATA (default 250 ...)
+  stall_data            seconds to stop reading after the 354 (backpressure)
 """
 
 import os
@@ -82,7 +84,7 @@ class Sink:
     def __init__(self, greeting=DEFAULT_GREETING, ehlo_keywords=None,
                  die_after_data_bytes=None, accept_and_close=False,
                  unsolicited=None, expect_proxy=None, unix_path=None,
-                 xclient_reply=None):
+                 xclient_reply=None, data_reply=None, stall_data=0):
         self.greeting = greeting
         self.ehlo_keywords = (list(DEFAULT_KEYWORDS) if ehlo_keywords is None
                               else list(ehlo_keywords))
@@ -92,6 +94,9 @@ class Sink:
         self.expect_proxy = expect_proxy
         self.unix_path = unix_path
         self.xclient_reply = xclient_reply or greeting
+        self.data_reply = data_reply
+        self.stall_data = stall_data
+        self.stalled = threading.Event()    # set while stall_data sleeps
         self.sessions = []
         self.errors = []
         self._lock = threading.Lock()
@@ -372,6 +377,10 @@ class _ConnState:
             return
         self.reply(verb, b"354 End data with <CR><LF>.<CR><LF>\r\n")
         m = self.new_message("DATA")
+        if self.sink.stall_data:
+            self.sink.stalled.set()
+            time.sleep(self.sink.stall_data)
+            self.sink.stalled.clear()
         # Content is everything up to <CRLF>.<CRLF>; the CRLF before the dot
         # belongs to the content (RFC 5321 §4.1.1.4).  A virtual CRLF in
         # front lets an empty message end on ".\r\n" right after the 354.
@@ -394,8 +403,11 @@ class _ConnState:
         finally:
             m.content = acc[2:]
         self.check_die(m)
-        m.completed = True
         self.mail_from, self.rcpts = None, []
+        if self.sink.data_reply is not None:
+            self.reply(verb, self.sink.data_reply)
+            return
+        m.completed = True
         self.reply(verb, b"250 2.0.0 Ok: queued as SINK%d\r\n"
                    % self.sink.next_queue_id())
 

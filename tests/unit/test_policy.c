@@ -10,7 +10,9 @@
 #include "policy.h"
 #include "unit.h"
 
-static char *domains[] = { "secure.example", ".corp.example", "Mixed.Example." };
+static char *domains[] = {
+	"secure.example", ".corp.example", "Mixed.Example."
+};
 
 enum { C_DEF, C_REQ, C_DOM, C_STRICT, C_SWAP, C_NOHIDE, C_BITS, C_CERT };
 
@@ -65,7 +67,7 @@ static const struct sec_facts facts[] = {
 
 #define T_STLS	"Must issue a STARTTLS command first"
 #define T_LACK	"Command refused due to lack of security"
-#define T_DOM	"Must issue a STARTTLS command first (TLS required for this domain)"
+#define T_DOM	T_STLS " (TLS required for this domain)"
 #define T_HELO	"Send EHLO/HELO first after STARTTLS"
 #define T_NI	"Command not implemented"
 
