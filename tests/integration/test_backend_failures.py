@@ -112,3 +112,32 @@ def test_backend_refusal_relayed_verbatim(sink, proxy_factory, connect):
     assert r.raw == b"503 5.5.1 Error: need MAIL command\r\n"
     r = c.cmd("XYZZY plugh")
     assert r.raw == b"502 5.5.2 Error: command not recognized\r\n"
+
+
+def test_backend_temporary_refusal_of_message_relayed(sink_factory,
+                                                      proxy_factory,
+                                                      connect):
+    sink = sink_factory(data_reply=b"451 4.3.0 Try again later, sink\r\n")
+    c = connect(proxy_factory(sink))
+    c.ehlo()
+    c.cmd("MAIL FROM:<a@example.org>")
+    c.cmd("RCPT TO:<b@example.org>")
+    assert c.cmd("DATA").code == 354
+    c.send(b"Subject: x\r\n\r\nx\r\n.\r\n")
+    assert c.read_reply().raw == b"451 4.3.0 Try again later, sink\r\n"
+    assert c.cmd("NOOP").code == 250
+
+
+def test_backend_permanent_refusal_of_message_relayed(sink_factory,
+                                                      proxy_factory,
+                                                      connect):
+    sink = sink_factory(data_reply=(b"554-5.7.1 first line\r\n"
+                                    b"554 5.7.1 Rejected by the sink\r\n"))
+    c = connect(proxy_factory(sink))
+    c.ehlo()
+    c.cmd("MAIL FROM:<a@example.org>")
+    c.cmd("RCPT TO:<b@example.org>")
+    assert c.cmd("DATA").code == 354
+    c.send(b"Subject: x\r\n\r\nx\r\n.\r\n")
+    assert c.read_reply().raw == (b"554-5.7.1 first line\r\n"
+                                  b"554 5.7.1 Rejected by the sink\r\n")

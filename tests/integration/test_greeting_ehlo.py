@@ -111,3 +111,77 @@ def test_quit_relayed_and_connection_closed(sink, proxy_factory, connect):
     r = c.cmd("QUIT")
     assert r.code == 221
     assert c.read_until_closed(5) == b""
+
+
+def _well_formed(r):
+    assert all(l.startswith("250-") for l in r.lines[:-1]), r
+    assert r.lines[-1].startswith("250 "), r
+    assert r.raw.endswith(b"\r\n") and b"\r\n\r\n" not in r.raw, r
+
+
+def test_ehlo_single_line_reply_gets_starttls(sink_factory, proxy_factory,
+                                              connect):
+    sink = sink_factory(ehlo_keywords=[])
+    c = connect(proxy_factory(sink))
+    # The sink's EHLO reply is then one line: "250 sink.test greets ..."
+    r = c.ehlo()
+    _well_formed(r)
+    assert r.texts[0] == "sink.test greets client.test"
+    assert r.keywords() == ["STARTTLS"], r
+
+
+def test_ehlo_removed_last_line_keeps_reply_well_formed(
+        sink_factory, proxy_factory, connect, tls_ctx):
+    sink = sink_factory(ehlo_keywords=["PIPELINING", "XCLIENT ADDR",
+                                       "STARTTLS", "AUTH PLAIN"])
+    c = connect(proxy_factory(sink))
+    r = c.ehlo()
+    _well_formed(r)
+    assert sorted(r.keywords()) == ["PIPELINING", "STARTTLS"], r
+    c.starttls(tls_ctx)
+    r = c.ehlo()
+    _well_formed(r)
+    assert r.keywords() == ["PIPELINING", "AUTH"], r
+
+
+def test_ehlo_only_hidden_extensions_after_tls(sink_factory, proxy_factory,
+                                               connect, tls_ctx):
+    sink = sink_factory(ehlo_keywords=["STARTTLS", "XFORWARD NAME"])
+    c = connect(proxy_factory(sink))
+    c.ehlo()
+    c.starttls(tls_ctx)
+    r = c.ehlo()
+    _well_formed(r)
+    assert r.keywords() == [], r
+    assert r.texts[0] == "sink.test greets client.test"
+
+
+def test_ehlo_keywords_are_matched_case_insensitively(
+        sink_factory, proxy_factory, connect):
+    sink = sink_factory(ehlo_keywords=["starttls", "Auth PLAIN",
+                                       "xclient ADDR", "pipelining"])
+    c = connect(proxy_factory(sink))
+    r = c.ehlo()
+    _well_formed(r)
+    assert sorted(r.keywords()) == ["PIPELINING", "STARTTLS"], r
+    assert r.keywords().count("STARTTLS") == 1
+
+
+def test_ehlo_refused_by_backend_is_relayed(sink_factory, proxy_factory,
+                                            connect):
+    sink = sink_factory()
+    c = connect(proxy_factory(sink))
+    r = c.cmd("EHLO")           # sink answers an argument-less EHLO too
+    assert r.code == 250
+    _well_formed(r)
+
+
+def test_banner_replaces_backend_greeting(sink, proxy_factory, connect):
+    proxy = proxy_factory(sink, listener={
+        "banner": "mx.example.org ESMTP front door"})
+    c = connect(proxy)
+    g = c.greeting_reply
+    assert g.code == 220
+    assert "mx.example.org ESMTP front door" in g.text, g
+    assert b"RecordingSink" not in g.raw, g
+    assert c.ehlo().code == 250
