@@ -9,6 +9,10 @@
  * AF_INET/AF_INET6 (or UNSPEC with LOCAL), STREAM, and a length that is
  * at least the address block; TLVs are skipped (CRC32C checked if
  * present). LOCAL means "use the real connection's addresses".
+ * Our bounds: a v2 length field over 1024 is PROXY_INVALID; LOCAL is
+ * accepted with any family and its payload is skipped unread.
+ * PROXY_AGAIN only while the bytes so far can still begin a valid
+ * header: anything else (e.g. "EHLO") is PROXY_INVALID at once.
  */
 #ifndef STP_PROXYPROTO_H
 #define STP_PROXYPROTO_H
@@ -45,9 +49,11 @@ struct proxy_tls {
 
 /*
  * Encode a header for src -> dst (both AF_INET or both AF_INET6; a mix is
- * sent with v4 addresses mapped to v6).  v is 1 or 2; tls (v2 only, may be
- * NULL) adds TLVs.  Returns the length written to out, or 0 if outsize is
- * too small (PROXY_HDR_MAX always suffices).
+ * sent with v4 addresses mapped to v6; anything else, or NULL, is sent as
+ * v1 "UNKNOWN" / v2 LOCAL).  v is 1 or 2; tls (v2 only, may be NULL) adds
+ * TLVs; a TLS string too long for its TLV (SNI and CN 255, version 32,
+ * cipher 64 bytes) is left out, not cut.  Returns the length written to
+ * out, or 0 if outsize is too small (PROXY_HDR_MAX always suffices).
  */
 #define PROXY_HDR_MAX	1024
 size_t	proxy_encode(int v, const struct sockaddr *src,
@@ -64,7 +70,9 @@ size_t	xtext_encode(const char *in, size_t inlen, char *out, size_t outsize);
 /*
  * The XCLIENT command line (without CRLF) for the given attributes; NULL
  * attributes are omitted; the line never exceeds 512 bytes including CRLF
- * (an attribute that would overflow is dropped).  Returns the length.
+ * (an attribute that would overflow is dropped: HELO first, then NAME,
+ * PROTO, PORT, ADDR).  An ADDR holding ':' gets the "IPV6:" tag.  out is
+ * NUL-terminated; returns the length (0 only if outsize < 8).
  */
 size_t	xclient_line(const char *addr, const char *port, const char *name,
 	    const char *helo, const char *proto, char *out, size_t outsize);

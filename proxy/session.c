@@ -1442,8 +1442,8 @@ on_backend_connect(uv_connect_t *req, int status)
 			pt.version = s->tinfo.version;
 			pt.cipher = s->tinfo.cipher;
 			pt.sni = s->tinfo.sni;
-			pt.client_cn = s->tinfo.client_subject[0] ?
-			    s->tinfo.client_subject : NULL;
+			pt.client_cn = s->tinfo.client_cn[0] ?
+			    s->tinfo.client_cn : NULL;
 			pt.client_cert_verified = s->tinfo.client_verified;
 			ptp = &pt;
 		}

@@ -1083,6 +1083,9 @@ tls_get_info(struct tls_conn *c, struct tls_info *out)
 		}
 		BIO_free(bio);
 	}
+	if (X509_NAME_get_text_by_NID(X509_get_subject_name(peer),
+	    NID_commonName, out->client_cn, sizeof(out->client_cn)) < 0)
+		out->client_cn[0] = '\0';
 	X509_free(peer);
 	ERR_clear_error();
 }

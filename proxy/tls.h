@@ -98,6 +98,7 @@ struct tls_info {
 	const char	*sni;		/* NULL when none was sent */
 	bool		 client_verified;
 	char		 client_subject[256];	/* "" when none */
+	char		 client_cn[256];	/* its CN, "" when none */
 	const char	*cert_name;	/* first name of the certificate served */
 };
 /* Facts of a completed handshake; pointers live as long as the conn. */

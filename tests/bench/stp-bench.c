@@ -512,7 +512,7 @@ start_session(struct conn *c)
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (connect(fd, (struct sockaddr *)&target_sa, target_len) != 0 &&
 	    errno != EINPROGRESS) {
-		conn_fail(c, EK_CONNECT, "connect: %s", strerror(errno));
+		conn_fail(c, EK_CONNECT, "%s", strerror(errno));
 		return -1;
 	}
 	ev.events = EPOLLIN | EPOLLOUT;
@@ -914,7 +914,7 @@ conn_event(struct conn *c, uint32_t events)
 			return;
 		getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len);
 		if (err != 0) {
-			conn_fail(c, EK_CONNECT, "connect: %s",
+			conn_fail(c, EK_CONNECT, "%s",
 			    strerror(err));
 			return;
 		}

@@ -291,16 +291,20 @@ class _ConnState:
         self.sess.proxy_header = head + self.read_exact(length)
 
     def reply(self, verb, data):
-        self.send(data)
         u = self.sink.unsolicited
-        if u and verb == u["after"]:
-            delay = u.get("delay", 0)
-            if delay:
-                t = threading.Timer(delay, self._send_quietly, (u["data"],))
-                t.daemon = True
-                t.start()
-            else:
-                self.send(u["data"])
+        if not u or verb != u["after"]:
+            self.send(data)
+            return
+        delay = u.get("delay", 0)
+        if delay:
+            self.send(data)
+            t = threading.Timer(delay, self._send_quietly, (u["data"],))
+            t.daemon = True
+            t.start()
+        else:
+            # One write: the extra line arrives together with the real
+            # reply, before the client can have sent another command.
+            self.send(data + u["data"])
 
     def _send_quietly(self, data):
         try:

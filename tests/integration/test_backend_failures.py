@@ -141,3 +141,18 @@ def test_backend_permanent_refusal_of_message_relayed(sink_factory,
     c.send(b"Subject: x\r\n\r\nx\r\n.\r\n")
     assert c.read_reply().raw == (b"554-5.7.1 first line\r\n"
                                   b"554 5.7.1 Rejected by the sink\r\n")
+
+
+def test_late_backend_output_before_starttls_never_reaches_tls_client(
+        sink_factory, proxy_factory, connect, tls_ctx):
+    sink = sink_factory(unsolicited={
+        "after": b"EHLO", "data": b"250 2.0.0 STALE-LATE\r\n",
+        "delay": 0.1})
+    c = connect(proxy_factory(sink))
+    c.ehlo()
+    time.sleep(0.5)         # the stale line has reached the proxy by now
+    c.starttls(tls_ctx)
+    r = c.ehlo()
+    assert b"STALE" not in r.raw, r
+    assert r.texts[0] == "sink.test greets client.test", r
+    assert c.cmd("NOOP").raw == b"250 2.0.0 Ok\r\n"

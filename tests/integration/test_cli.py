@@ -294,3 +294,46 @@ def test_sighup_with_bad_config_keeps_old_one(sink, proxy_factory, connect):
     assert proxy.proc.poll() is None, proxy.stderr()
     c = connect(proxy)
     assert c.ehlo().code == 250
+
+
+def test_sigterm_reaches_tls_session_with_421_432(sink, proxy_factory,
+                                                  connect, tls_ctx):
+    proxy = proxy_factory(sink, top={"shutdown_timeout": 1})
+    c = connect(proxy)
+    c.ehlo()
+    c.starttls(tls_ctx)
+    c.ehlo()
+    proxy.signal(signal.SIGTERM)
+    r = c.read_reply()
+    assert (r.code, r.enhanced) == (421, "4.3.2"), r
+    assert proxy.proc.wait(10) == 0, proxy.stderr()
+
+
+def _tree_uids(pid):
+    pids = [pid]
+    try:
+        with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
+            pids += [int(p) for p in f.read().split()]
+    except OSError:
+        pass
+    uids = {}
+    for p in pids:
+        with open("/proc/%d/status" % p) as f:
+            for line in f:
+                if line.startswith("Uid:"):
+                    uids[p] = int(line.split()[2])      # effective uid
+    return uids
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to drop privileges")
+def test_user_drops_privileges_and_still_serves(sink, proxy_factory, connect,
+                                                tls_ctx):
+    import pwd
+    nobody = pwd.getpwnam("nobody").pw_uid
+    proxy = proxy_factory(sink, top={"user": "nobody"})
+    c = connect(proxy)
+    c.ehlo()
+    c.starttls(tls_ctx)
+    assert c.ehlo().code == 250
+    uids = _tree_uids(proxy.proc.pid)
+    assert nobody in uids.values(), uids

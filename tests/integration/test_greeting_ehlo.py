@@ -167,7 +167,7 @@ def test_ehlo_keywords_are_matched_case_insensitively(
     assert r.keywords().count("STARTTLS") == 1
 
 
-def test_ehlo_refused_by_backend_is_relayed(sink_factory, proxy_factory,
+def test_ehlo_without_argument_is_relayed(sink_factory, proxy_factory,
                                             connect):
     sink = sink_factory()
     c = connect(proxy_factory(sink))
