@@ -1561,6 +1561,7 @@ sess_begin(struct session *s)
 	sess_enter(s, SS_HANDSHAKE);
 	s->hs_start_ms = uv_now(&s->w->loop);
 	sess_arm_timer(s);
+	sess_pump(s);		/* starts reading the client */
 }
 
 /* A load balancer's PROXY header: strict, bounded, else close silently. */

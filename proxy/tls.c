@@ -786,6 +786,58 @@ tls_hello_keytypes(SSL *ssl)
 	return kt;
 }
 
+/* Does the ClientHello offer TLS 1.3 (supported_versions)? */
+static int
+tls_hello_offers_13(SSL *ssl)
+{
+	const unsigned char	*p;
+	size_t			 len, i;
+
+	if (!SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_supported_versions,
+	    &p, &len) || len < 1 || p[0] != len - 1)
+		return 0;
+	for (i = 1; i + 1 < len; i += 2)
+		if (p[i] == 0x03 && p[i + 1] == 0x04)
+			return 1;
+	return 0;
+}
+
+/*
+ * Key types the client can use as far as its cipher suites go: with TLS 1.3
+ * any (the suite does not name the key), with TLS 1.2 only those its
+ * ECDHE_ECDSA / ECDHE_RSA (or plain RSA) suites allow.  A client that
+ * offers only RSA suites but lists ECDSA signature algorithms must still
+ * get the RSA certificate (SPEC §5: "the one the client can use").
+ */
+static unsigned
+tls_hello_suite_keytypes(SSL *ssl)
+{
+	const unsigned char	*p;
+	const SSL_CIPHER	*c;
+	size_t			 len, i;
+	unsigned		 kt = 0;
+
+	if (tls_hello_offers_13(ssl))
+		return ~0u;
+	len = SSL_client_hello_get0_ciphers(ssl, &p);
+	for (i = 0; i + 1 < len; i += 2) {
+		if ((c = SSL_CIPHER_find(ssl, p + i)) == NULL)
+			continue;
+		switch (SSL_CIPHER_get_auth_nid(c)) {
+		case NID_auth_rsa:
+			kt |= TLS_KEYBIT(TLS_KEY_RSA);
+			break;
+		case NID_auth_ecdsa:
+			kt |= TLS_KEYBIT(TLS_KEY_EC) | TLS_KEYBIT(TLS_KEY_ED);
+			break;
+		case NID_auth_any:
+			kt = ~0u;
+			break;
+		}
+	}
+	return kt;
+}
+
 /* Among equally good candidates: ECDSA when the client offers it, else
  * the first one whose key type it allows, else the first. */
 static size_t
@@ -818,6 +870,7 @@ tls_on_client_hello(SSL *ssl, int *al, void *arg)
 	const struct tls_lsn	*tl = arg;
 	char			 raw[TLS_NAMELEN];
 	size_t			 cand[TLS_MAXCAND], n = 0, pick;
+	unsigned		 usable;
 	SSL_CTX			*ctx;
 
 	if (c == NULL || tl == NULL || tl->n_certs == 0)
@@ -829,11 +882,15 @@ tls_on_client_hello(SSL *ssl, int *al, void *arg)
 	if (c->has_sni)
 		n = certname_select(tl->namev, tl->nnames, tl->n_certs, c->sni,
 		    cand, TLS_MAXCAND);
+	usable = tls_hello_keytypes(ssl);
+	if (usable == 0)	/* no signature_algorithms: TLS 1.2 defaults */
+		usable = ~0u;
+	if ((usable & tls_hello_suite_keytypes(ssl)) != 0)
+		usable &= tls_hello_suite_keytypes(ssl);
 	if (n == 0)
-		pick = tls_pick(tl, tl->dflt, tl->n_dflt,
-		    tls_hello_keytypes(ssl));
+		pick = tls_pick(tl, tl->dflt, tl->n_dflt, usable);
 	else
-		pick = tls_pick(tl, cand, n, tls_hello_keytypes(ssl));
+		pick = tls_pick(tl, cand, n, usable);
 	if (pick >= tl->n_certs)
 		pick = 0;
 	c->chosen = pick;
