@@ -830,9 +830,9 @@ tls_hello_suite_keytypes(SSL *ssl)
 		case NID_auth_ecdsa:
 			kt |= TLS_KEYBIT(TLS_KEY_EC) | TLS_KEYBIT(TLS_KEY_ED);
 			break;
-		case NID_auth_any:
-			kt = ~0u;
-			break;
+		/* NID_auth_any: TLS 1.3 suites (handled above) and the
+		 * signalling values (renegotiation_info, fallback SCSV),
+		 * which say nothing about keys. */
 		}
 	}
 	return kt;
