@@ -1,7 +1,8 @@
 /*
  * replyq - ordered reply slots; see replyq.h.
  *
- * A ring of cap slots.  Invariant: the backend slots that are not ready
+ * A ring of cap slots that grows (doubling) up to max, so that an idle
+ * session holds a few slots only.  Invariant: the backend slots that are not ready
  * form a suffix-free sequence in backend order, so the first not-ready
  * backend slot from the head is the one the next backend reply answers;
  * nwait counts them so that "is anything waiting" is O(1).
@@ -11,13 +12,37 @@
 
 #include "replyq.h"
 
+#define REPLYQ_START	4	/* slots allocated at first; grows to max */
+
 int
-replyq_init(struct replyq *q, size_t cap)
+replyq_init(struct replyq *q, size_t max)
 {
 	memset(q, 0, sizeof(*q));
-	if ((q->v = calloc(cap, sizeof(*q->v))) == NULL)
+	q->max = max;
+	q->cap = max < REPLYQ_START ? max : REPLYQ_START;
+	if ((q->v = calloc(q->cap, sizeof(*q->v))) == NULL)
 		return -1;
-	q->cap = cap;
+	return 0;
+}
+
+/* Double the ring (up to max), unwrapping it; slot pointers held by the
+ * caller are invalid afterwards. */
+static int
+replyq_grow(struct replyq *q)
+{
+	struct reply_slot *nv;
+	size_t ncap = q->cap * 2, i;
+
+	if (ncap > q->max)
+		ncap = q->max;
+	if ((nv = calloc(ncap, sizeof(*nv))) == NULL)
+		return -1;
+	for (i = 0; i < q->n; i++)
+		nv[i] = q->v[(q->head + i) % q->cap];
+	free(q->v);
+	q->v = nv;
+	q->cap = ncap;
+	q->head = 0;
 	return 0;
 }
 
@@ -35,7 +60,7 @@ replyq_free(struct replyq *q)
 size_t
 replyq_space(const struct replyq *q)
 {
-	return q->cap - q->n;
+	return q->max - q->n;
 }
 
 static struct reply_slot *
@@ -43,7 +68,7 @@ replyq_push(struct replyq *q, uint8_t verb, uint16_t flags)
 {
 	struct reply_slot *s;
 
-	if (q->n == q->cap)
+	if (q->n == q->cap && (q->cap == q->max || replyq_grow(q) < 0))
 		return NULL;
 	s = &q->v[(q->head + q->n) % q->cap];
 	s->flags = flags;
@@ -61,10 +86,14 @@ replyq_push_local(struct replyq *q, uint8_t verb, uint16_t flags,
 	struct reply_slot *s;
 	char *copy;
 
-	if (q->n == q->cap || (copy = malloc(len ? len : 1)) == NULL)
+	if (q->n == q->max || (copy = malloc(len ? len : 1)) == NULL)
 		return NULL;
 	memcpy(copy, text, len);
-	s = replyq_push(q, verb, (flags | RS_READY) & ~RS_BACKEND);
+	if ((s = replyq_push(q, verb, (flags | RS_READY) & ~RS_BACKEND)) ==
+	    NULL) {
+		free(copy);
+		return NULL;
+	}
 	s->text = copy;
 	s->len = len;
 	return s;

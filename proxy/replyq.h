@@ -35,10 +35,14 @@ struct reply_slot {
 struct replyq {
 	struct reply_slot	*v;
 	size_t			 cap, head, n;
+	size_t			 max;		/* cap grows up to this */
 	size_t			 nwait;		/* backend slots not yet filled */
 };
 
-int	replyq_init(struct replyq *q, size_t cap);	/* 0 or -1 */
+/* At most max slots; a few are allocated now, more as needed (pushing may
+ * move the slots: pointers from replyq_waiting()/replyq_ready_head() are
+ * valid only until the next push). 0 or -1. */
+int	replyq_init(struct replyq *q, size_t max);
 void	replyq_free(struct replyq *q);
 size_t	replyq_space(const struct replyq *q);
 

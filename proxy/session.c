@@ -529,7 +529,7 @@ handle_backend_reply(struct session *s, struct reply_slot *slot,
 	char *out = NULL;
 	const char *rep = text;
 	size_t replen = r->len;
-	int flags, seen = 0;
+	int flags, seen = 0, probe = 0;
 
 	if (slot->flags & RS_GREETING) {
 		if (r->code == 220 && s->lc->banner[0] != '\0') {
@@ -541,18 +541,7 @@ handle_backend_reply(struct session *s, struct reply_slot *slot,
 		}
 		sess_enter(s, SS_COMMANDS);
 		sess_arm_timer(s);
-		if (r->code == 220 && s->lc->backend.xclient) {
-			/* Learn whether the backend offers XCLIENT. */
-			char ehlo[300];
-			int n = snprintf(ehlo, sizeof(ehlo), "EHLO %s",
-			    s->w->hostname);
-
-			if (replyq_push_backend(&s->rq, SMTP_V_EHLO,
-			    RS_SWALLOW) == NULL)
-				goto oom;
-			forward_line(s, ehlo, (size_t)n);
-			s->flags |= SF_XPROBE;
-		}
+		probe = r->code == 220 && s->lc->backend.xclient;
 	} else if (slot->flags & RS_SWALLOW) {
 		if (slot->verb == SMTP_V_EHLO) {
 			s->flags &= ~SF_XPROBE;
@@ -632,6 +621,21 @@ handle_backend_reply(struct session *s, struct reply_slot *slot,
 	if (replyq_fill(&s->rq, slot, rep, replen) < 0)
 		goto oom;
 	free(out);
+	if (probe) {
+		/* Learn whether the backend offers XCLIENT (after the fill:
+		 * a push may move the slots). */
+		char ehlo[300];
+		int n = snprintf(ehlo, sizeof(ehlo), "EHLO %s",
+		    s->w->hostname);
+
+		if (replyq_push_backend(&s->rq, SMTP_V_EHLO, RS_SWALLOW) ==
+		    NULL) {
+			sess_close(s, "out of memory");
+			return;
+		}
+		forward_line(s, ehlo, (size_t)n);
+		s->flags |= SF_XPROBE;
+	}
 	return;
 oom:
 	free(out);

@@ -31,6 +31,9 @@ static const struct row rows[] = {
 	{ "BFxFyD",		"x",	"y",	0 },
 	{ "LaLbLcD",		"abc",	"",	0 },
 	{ "BBBFxD",		"x",	"",	2 },
+	/* More slots than the first allocation: the ring grows, in order. */
+	{ "BBBLaBBBFxFyFzFuFvFwD", "xyzauvw", "", 0 },
+	{ "BFxDBBBBLaBBFyFzFuFvFwFtD", "xyzuvawt", "", 0 },
 };
 
 static void
