@@ -11,6 +11,9 @@
  *    and keeps all its state in struct smtp_datascan, so the result does
  *    not depend on how the content was split.
  */
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 #include <stdint.h>
 #include <string.h>
 
@@ -328,6 +331,31 @@ smtp_datascan_init(struct smtp_datascan *ds)
 	ds->bare = 0;
 }
 
+/* Offset of the first CR or LF in p[0..n), or n (16 bytes a step where
+ * SSE2 is there: message content is the hot path). */
+static size_t
+skip_text(const char *p, size_t n)
+{
+	size_t i = 0;
+#if defined(__SSE2__)
+	const __m128i cr = _mm_set1_epi8('\r'), lf = _mm_set1_epi8('\n');
+	__m128i v;
+	unsigned m;
+
+	for (; i + 16 <= n; i += 16) {
+		v = _mm_loadu_si128((const __m128i *)(const void *)(p + i));
+		m = (unsigned)_mm_movemask_epi8(_mm_or_si128(
+		    _mm_cmpeq_epi8(v, cr), _mm_cmpeq_epi8(v, lf)));
+		if (m != 0)
+			return i + (size_t)__builtin_ctz(m);
+	}
+#endif
+	for (; i < n; i++)
+		if (p[i] == '\r' || p[i] == '\n')
+			return i;
+	return n;
+}
+
 size_t
 smtp_datascan_feed(struct smtp_datascan *ds, const char *buf, size_t len,
     int *ended, size_t *bare_at)
@@ -344,6 +372,12 @@ smtp_datascan_feed(struct smtp_datascan *ds, const char *buf, size_t len,
 		return 0;
 	}
 	for (i = 0; i < len; i++) {
+		if (ds->state == DS_TEXT) {
+			/* Inside a line only CR and LF matter: skip to one. */
+			i += skip_text(buf + i, len - i);
+			if (i == len)
+				break;
+		}
 		c = (unsigned char)buf[i];
 		bare = 0;
 		switch (ds->state) {

@@ -159,3 +159,29 @@ def connect(client_factory):
         return c
 
     return make
+
+
+@pytest.fixture(scope="session")
+def exim_proxy():
+    """A second private exim, separate from `exim`, whose config has
+    hosts_proxy = 127.0.0.1: it expects a PROXY v1/v2 header from the proxy
+    and logs the address the header carries.  Needs an exim built with
+    SUPPORT_PROXY: $STP_EXIM_PROXY_BIN (an exim binary or a wrapper script
+    that runs one), else /usr/sbin/exim4 when its -bV lists PROXY
+    (Debian: exim4-daemon-heavy; exim4-daemon-light lacks it)."""
+    if os.geteuid() != 0:
+        pytest.skip("the exim backend needs root")
+    binary = os.environ.get("STP_EXIM_PROXY_BIN") or helpers.Exim.EXIM
+    if not os.path.exists(binary):
+        pytest.skip("exim4 is not installed")
+    if not helpers.exim_supports_proxy(binary):
+        pytest.skip("%s was built without SUPPORT_PROXY (no hosts_proxy; "
+                    "Debian's exim4-daemon-light): install "
+                    "exim4-daemon-heavy or set STP_EXIM_PROXY_BIN" % binary)
+    e = helpers.Exim(extra_main="hosts_proxy = 127.0.0.1",
+                     binary=None if binary == helpers.Exim.EXIM
+                     else binary).start()
+    yield e
+    e.stop()
+    if os.environ.get("STP_KEEP_EXIM") is None:
+        shutil.rmtree(e.dir, ignore_errors=True)

@@ -635,7 +635,12 @@ class Exim:
 
     EXIM = "/usr/sbin/exim4"
 
-    def __init__(self):
+    def __init__(self, extra_main="", binary=None):
+        """extra_main: lines added to the main section of the config
+        (e.g. "hosts_proxy = 127.0.0.1"); binary: another exim binary (or
+        a wrapper script) to run instead of EXIM; it is also set as
+        exim_path so that exim's re-exec for delivery uses it too."""
+        self.binary = binary or self.EXIM
         self.dir = tempfile.mkdtemp(prefix="stp-exim-")
         os.chmod(self.dir, 0o755)
         for sub in ("spool", "log", "maildir"):
@@ -644,7 +649,15 @@ class Exim:
                          "Debian-exim")
         self.conf = os.path.join(self.dir, "exim.conf")
         with open(self.conf, "w") as f:
-            f.write(EXIM_CONF.format(d=self.dir))
+            text = EXIM_CONF.format(d=self.dir)
+            extra = extra_main.strip("\n")
+            if binary is not None:
+                extra = "exim_path = %s\n%s" % (binary, extra)
+            if extra:
+                # Main options must come before the first "begin".
+                i = text.index("\nbegin acl\n")
+                text = text[:i] + "\n" + extra.rstrip("\n") + "\n" + text[i:]
+            f.write(text)
         os.chmod(self.conf, 0o644)
         self.port = free_port()
         self.pidfile = os.path.join(self.dir, "exim.pid")
@@ -656,7 +669,7 @@ class Exim:
         return "127.0.0.1:%d" % self.port
 
     def command(self):
-        return [self.EXIM, "-C", self.conf, "-bdf", "-oX", str(self.port),
+        return [self.binary, "-C", self.conf, "-bdf", "-oX", str(self.port),
                 "-oP", self.pidfile, "-odi"]
 
     def start(self, wait=15.0):
@@ -729,6 +742,21 @@ class Exim:
             self._err.close()
 
 
+def exim_supports_proxy(binary):
+    """True if this exim was built with SUPPORT_PROXY (hosts_proxy): its
+    -bV lists PROXY under "Support for:".  Debian's exim4-daemon-light is
+    built without it, exim4-daemon-heavy with it."""
+    try:
+        r = subprocess.run([binary, "-bV"], capture_output=True, timeout=20,
+                           stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    for line in r.stdout.decode(errors="replace").splitlines():
+        if line.startswith("Support for:"):
+            return "PROXY" in line.split()
+    return False
+
+
 def exim_headers_and_rest(delivered):
     """Split a maildir file (LF line ends) into exim's own Received header
     (the first one) and the rest."""
@@ -742,3 +770,107 @@ def received_headers(header_block):
     hdrs = re.findall(rb"^Received:[^\n]*(?:\n[ \t][^\n]*)*", header_block,
                       re.M)
     return [re.sub(rb"\r?\n[ \t]", b" ", h).decode("latin-1") for h in hdrs]
+
+
+# -- operations: whole sessions, /metrics ------------------------------------
+
+def no_sni_context(certs):
+    """A client context that verifies the chain against the test CA but
+    sends no SNI and accepts any of the test names (to see which
+    certificate is the default)."""
+    ctx = certs.client_context()
+    ctx.check_hostname = False
+    return ctx
+
+
+def peer_names(sock):
+    """The dNSName SANs of the peer certificate of a TLS socket."""
+    cert = sock.getpeercert()
+    return sorted(v for k, v in cert.get("subjectAltName", ()) if k == "DNS")
+
+
+def send_tls_message(port, ctx, content, sni="mx1.example.org",
+                     mail_from="<a@example.org>", rcpt="<b@example.org>",
+                     timeout=IO_TIMEOUT, sock=None):
+    """One whole session: greeting, EHLO, STARTTLS, EHLO, MAIL, RCPT, DATA
+    with content (CRLF lines, dot-stuffed here), QUIT.  Asserts every reply
+    and returns a dict with the TLS facts and the replies."""
+    c = Client(port, timeout=timeout, sock=sock)
+    try:
+        greet = c.greeting()
+        c.ehlo()
+        c.starttls(ctx, sni)
+        c.ehlo()
+        r = c.cmd("MAIL FROM:" + mail_from)
+        assert r.code == 250, "MAIL: %r" % r
+        r = c.cmd("RCPT TO:" + rcpt)
+        assert r.code == 250, "RCPT: %r" % r
+        r = c.cmd("DATA")
+        assert r.code == 354, "DATA: %r" % r
+        c.send(dot_stuff(content) + b"\r\n.\r\n")
+        end = c.read_reply()
+        assert end.code == 250, "end of DATA: %r" % end
+        q = c.cmd("QUIT")
+        assert q.code == 221, "QUIT: %r" % q
+        return {"greeting": greet, "end": end,
+                "version": c.sock.version(), "cipher": c.sock.cipher()[0],
+                "peer_der": c.sock.getpeercert(binary_form=True),
+                "client_port": c.sock.getsockname()[1]}
+    finally:
+        c.close()
+
+
+_METRIC_NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
+_LABEL = r'[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\[\\"n])*"'
+_VALUE = r"(?:[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?|[-+]?Inf|NaN)"
+METRIC_LINE_RE = re.compile(r"^(%s)(?:\{(%s(?:,%s)*)?,?\})? (%s)(?: -?\d+)?$"
+                            % (_METRIC_NAME, _LABEL, _LABEL, _VALUE))
+_LABEL_RE = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\\n]|\\[\\"n])*)"')
+
+
+def parse_metrics(text):
+    """Prometheus text format 0.0.4 -> {(name, frozenset(labels)): value}.
+    Every line must be a HELP/TYPE comment or a sample; raises
+    AssertionError naming the first line that is neither."""
+    out = {}
+    assert text.endswith("\n"), "exposition does not end with a newline"
+    for line in text.split("\n")[:-1]:
+        if line.startswith("#"):
+            assert re.match(r"^# (HELP|TYPE) %s( .*)?$" % _METRIC_NAME,
+                            line) or not re.match(r"^# (HELP|TYPE)", line), \
+                "malformed comment line: %r" % line
+            if line.startswith("# TYPE "):
+                assert re.match(r"^# TYPE %s (counter|gauge|histogram|"
+                                r"summary|untyped)$" % _METRIC_NAME, line), \
+                    "malformed TYPE line: %r" % line
+            continue
+        m = METRIC_LINE_RE.match(line)
+        assert m, "not a Prometheus sample line: %r" % line
+        labels = frozenset(_LABEL_RE.findall(m.group(2) or ""))
+        key = (m.group(1), labels)
+        assert key not in out, "duplicate sample: %r" % line
+        v = m.group(3)
+        out[key] = float(v.replace("Inf", "inf"))
+    return out
+
+
+def scrape(port, path="/metrics", timeout=10.0):
+    """(status, content type, body) of GET path on 127.0.0.1:port."""
+    import urllib.error
+    import urllib.request
+    try:
+        with urllib.request.urlopen("http://127.0.0.1:%d%s" % (port, path),
+                                    timeout=timeout) as resp:
+            return (resp.status, resp.headers.get("Content-Type", ""),
+                    resp.read().decode())
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers.get("Content-Type", ""), e.read().decode()
+
+
+def metric(samples, name, **labels):
+    """The value of one sample; AssertionError if it is not there."""
+    key = (name, frozenset(labels.items()))
+    assert key in samples, "no sample %s%r; have: %s" % (
+        name, labels, sorted(n + str(dict(l)) for n, l in samples
+                             if n == name))
+    return samples[key]

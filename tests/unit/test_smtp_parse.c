@@ -636,6 +636,73 @@ test_datascan_exhaustive(void)
 	ASSERT_TRUE(checked > 500000);
 }
 
+/*
+ * Long random contents (mostly text, a few CR, LF and dots) against a plain
+ * reference, whole and split at random points: exercises the 16-byte skip
+ * inside lines, which the short exhaustive strings never reach.
+ */
+static void
+test_datascan_long_random(void)
+{
+	static char	 in[4096], pad[4096 + 2];
+	unsigned long	 x = 88172645463325252UL;
+	size_t		 len, i, oend, end, lim, cut[3], bad = 0, n;
+	long		 obare, bare;
+	int		 flag, round, density;
+
+	for (round = 0; round < 3000; round++) {
+		x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+		len = 1 + x % sizeof(in);
+		density = 8 + (int)((x >> 20) % 200);
+		for (i = 0; i < len; i++) {
+			x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+			switch (x % (unsigned long)density) {
+			case 0: in[i] = '\r'; break;
+			case 1: in[i] = '\n'; break;
+			case 2: in[i] = '.'; break;
+			default: in[i] = (char)('a' + x % 26); break;
+			}
+			/* Mostly proper CRLF pairs, sometimes a real end. */
+			if (in[i] == '\r' && i + 1 < len && (x >> 8) % 4 != 0)
+				in[++i] = '\n';
+		}
+		memcpy(pad, "\r\n", 2);
+		memcpy(pad + 2, in, len);
+		oend = 0;
+		for (i = 0; i + 5 <= len + 2; i++)
+			if (memcmp(pad + i, "\r\n.\r\n", 5) == 0) {
+				oend = i + 3;
+				break;
+			}
+		lim = oend ? oend : len;
+		obare = -1;
+		for (i = 0; i < lim; i++) {
+			if (in[i] == '\n' && (i == 0 || in[i - 1] != '\r')) {
+				obare = (long)i;
+				break;
+			}
+			if (in[i] == '\r' && i + 1 < lim && in[i + 1] != '\n') {
+				obare = (long)i + 1;
+				break;
+			}
+		}
+		x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+		cut[0] = x % (len + 1);
+		cut[1] = (x >> 16) % (len + 1);
+		if (cut[1] < cut[0]) {
+			n = cut[0]; cut[0] = cut[1]; cut[1] = n;
+		}
+		ds_run(in, len, cut, 2, &end, &bare, &flag);
+		if (end != oend || bare != obare || flag != (obare >= 0)) {
+			if (bad++ < 3)
+				fprintf(stderr, "long random round %d: end %zu/%zu"
+				    " bare %ld/%ld\n", round, end, oend, bare,
+				    obare);
+		}
+	}
+	ASSERT_EQ(bad, 0);
+}
+
 static void
 test_datascan_after_end(void)
 {
@@ -756,6 +823,7 @@ main(void)
 	test_reply_lines();
 	test_datascan_rows();
 	test_datascan_exhaustive();
+	test_datascan_long_random();
 	test_datascan_after_end();
 	test_bdat();
 	return unit_done();
