@@ -76,6 +76,8 @@ struct tls_set {
 	size_t		 n_lsn;
 };
 
+#define TLS_BIO_KEEP	(16 * 1024)	/* larger drained BIO buffers are freed */
+
 struct tls_conn {
 	SSL			*ssl;
 	BIO			*rbio;		/* owned by ssl */
@@ -969,6 +971,31 @@ tls_conn_free(struct tls_conn *c)
 	free(c);
 }
 
+/*
+ * A memory BIO keeps the largest buffer it ever held.  Once one is drained
+ * and that buffer is big (a bulk transfer went through), swap in a fresh
+ * BIO so that an idle session holds no large buffer.
+ */
+static void
+tls_bio_trim(struct tls_conn *c, int rd)
+{
+	BUF_MEM	*bm = NULL;
+	BIO	*nb;
+
+	BIO_get_mem_ptr(rd ? c->rbio : c->wbio, &bm);
+	if (bm == NULL || bm->max <= TLS_BIO_KEEP ||
+	    (nb = BIO_new(BIO_s_mem())) == NULL)
+		return;
+	BIO_set_mem_eof_return(nb, -1);
+	if (rd) {
+		SSL_set0_rbio(c->ssl, nb);
+		c->rbio = nb;
+	} else {
+		SSL_set0_wbio(c->ssl, nb);
+		c->wbio = nb;
+	}
+}
+
 int
 tls_feed(struct tls_conn *c, const void *buf, size_t len)
 {
@@ -1005,6 +1032,8 @@ tls_take_out(struct tls_conn *c, void *buf, size_t len)
 	if (len == 0)
 		return 0;
 	n = BIO_read(c->wbio, buf, len > INT_MAX ? INT_MAX : (int)len);
+	if (BIO_ctrl_pending(c->wbio) == 0)
+		tls_bio_trim(c, 0);
 	return n > 0 ? (size_t)n : 0;
 }
 
@@ -1069,6 +1098,8 @@ tls_read(struct tls_conn *c, void *buf, size_t len, enum tls_status *st)
 	case SSL_ERROR_WANT_WRITE:
 		ERR_clear_error();
 		*st = TLS_AGAIN;
+		if (BIO_ctrl_pending(c->rbio) == 0)
+			tls_bio_trim(c, 1);
 		break;
 	case SSL_ERROR_ZERO_RETURN:
 		ERR_clear_error();
