@@ -212,6 +212,8 @@ on_write_done(uv_write_t *req, int status)
 		s->client_writes--;
 	if (s->state == SS_CLOSED)
 		return;
+	if (status < 0 && !to_client && (s->flags & SF_BE_GONE))
+		return;		/* cancelled by our own backend_close() */
 	if (status < 0) {
 		if (to_client)
 			sess_close(s, "client write error");

@@ -793,7 +793,8 @@ def send_tls_message(port, ctx, content, sni="mx1.example.org",
                      mail_from="<a@example.org>", rcpt="<b@example.org>",
                      timeout=IO_TIMEOUT, sock=None):
     """One whole session: greeting, EHLO, STARTTLS, EHLO, MAIL, RCPT, DATA
-    with content (CRLF lines, dot-stuffed here), QUIT.  Asserts every reply
+    with content (CRLF lines, dot-stuffed here; a final CRLF is added when
+    content does not end with one), QUIT.  Asserts every reply
     and returns a dict with the TLS facts and the replies."""
     c = Client(port, timeout=timeout, sock=sock)
     try:
@@ -807,7 +808,9 @@ def send_tls_message(port, ctx, content, sni="mx1.example.org",
         assert r.code == 250, "RCPT: %r" % r
         r = c.cmd("DATA")
         assert r.code == 354, "DATA: %r" % r
-        c.send(dot_stuff(content) + b"\r\n.\r\n")
+        wire = dot_stuff(content)
+        c.send(wire + (b".\r\n" if wire.endswith(b"\r\n") or not wire
+                       else b"\r\n.\r\n"))
         end = c.read_reply()
         assert end.code == 250, "end of DATA: %r" % end
         q = c.cmd("QUIT")
