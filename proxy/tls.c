@@ -1245,6 +1245,33 @@ tls_print_chain(FILE *out, X509 *leaf, STACK_OF(X509) *chain)
 }
 
 /* One certificate; returns its number of errors. */
+/*
+ * DANE-EE records for the names served (RFC 7671/7672: usage 3, selector 1
+ * = SubjectPublicKeyInfo, matching 1 = SHA-256), ready to publish.  They
+ * pin the key, so they survive a renewal that keeps the key.
+ */
+static void
+tls_print_tlsa(FILE *out, X509 *x, char **names, size_t n)
+{
+	unsigned char	*der = NULL, md[EVP_MAX_MD_SIZE];
+	unsigned int	 mdlen = 0, k;
+	char		 hex[2 * EVP_MAX_MD_SIZE + 1];
+	size_t		 i;
+	int		 len;
+
+	if ((len = i2d_PUBKEY(X509_get0_pubkey(x), &der)) <= 0)
+		return;
+	if (EVP_Digest(der, (size_t)len, md, &mdlen, EVP_sha256(), NULL) == 1) {
+		for (k = 0; k < mdlen; k++)
+			snprintf(hex + 2 * k, 3, "%02x", md[k]);
+		for (i = 0; i < n; i++)
+			if (names[i][0] != '*')
+				fprintf(out, "    tlsa: _25._tcp.%s. IN TLSA "
+				    "3 1 1 %s\n", names[i], hex);
+	}
+	OPENSSL_free(der);
+}
+
 static int
 tls_check_cert(const struct cfg_cert *cc, FILE *out)
 {
@@ -1290,6 +1317,8 @@ tls_check_cert(const struct cfg_cert *cc, FILE *out)
 	fprintf(out, "    self-signed: %s\n", X509_self_signed(x, 0) == 1 ?
 	    "yes" : "no");
 	tls_print_chain(out, x, chain);
+	tls_print_tlsa(out, x, cc->n_names > 0 ? cc->names : names,
+	    cc->n_names > 0 ? cc->n_names : n_names);
 
 	for (i = 0; i < cc->n_names; i++) {
 		if (certname_normalize(cc->names[i], norm, sizeof(norm)) == -1) {

@@ -1,0 +1,42 @@
+"""starttls-proxy -t: the per-certificate report (SPEC §5, issue 3)."""
+
+import hashlib
+import re
+import subprocess
+
+import helpers
+from test_cli import write_config
+
+
+def _spki_sha256(cert_path):
+    pub = subprocess.run(["openssl", "x509", "-in", cert_path, "-pubkey",
+                          "-noout"], check=True, capture_output=True).stdout
+    der = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "DER"],
+                         input=pub, check=True, capture_output=True).stdout
+    return hashlib.sha256(der).hexdigest()
+
+
+def test_check_prints_key_type_validity_issuer_and_chain(stp_bin, certs,
+                                                         tmp_path):
+    conf = tmp_path / "good.conf"
+    write_config(conf, certs)
+    r = helpers.run_cli(["-t", "-c", str(conf)])
+    assert r.returncode == 0, r.out
+    assert "listener mx" in r.out, r.out
+    assert re.search(r"key type: EC P-256", r.out), r.out
+    assert re.search(r"not before: \d{4}-\d\d-\d\d", r.out), r.out
+    assert re.search(r"not after: \d{4}-\d\d-\d\d", r.out), r.out
+    assert re.search(r"issuer: .*\S", r.out), r.out
+    assert re.search(r"chain: ", r.out), r.out
+
+
+def test_check_prints_dane_tlsa_record_per_mx_name(stp_bin, certs, tmp_path):
+    conf = tmp_path / "good.conf"
+    write_config(conf, certs)
+    r = helpers.run_cli(["-t", "-c", str(conf)])
+    assert r.returncode == 0, r.out
+    want = _spki_sha256(certs.cert("mx2"))
+    line = "_25._tcp.mx2.example.org. IN TLSA 3 1 1 " + want
+    assert line in r.out, r.out
+    # A wildcard is not a host name a sender connects to: no record.
+    assert "_25._tcp.*." not in r.out, r.out
