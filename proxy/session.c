@@ -215,9 +215,11 @@ on_write_done(uv_write_t *req, int status)
 	if (status < 0 && !to_client && (s->flags & SF_BE_GONE))
 		return;		/* cancelled by our own backend_close() */
 	if (status < 0) {
-		if (to_client)
+		if (to_client) {
+			log_info("%s: write to client %s: %s", s->id,
+			    s->peer_addr, uv_strerror(status));
 			sess_close(s, "client write error");
-		else
+		} else
 			backend_failed(s, "backend write error",
 			    "421 4.4.2 Connection to the mail server lost\r\n");
 		return;
@@ -243,6 +245,7 @@ stream_send(struct session *s, uv_stream_t *st, char *base, size_t len,
 	wr->to_client = to_client;
 	b = uv_buf_init(base, (unsigned)len);
 	if ((r = uv_write(&wr->req, st, &b, 1, on_write_done)) < 0) {
+		log_info("%s: write: %s", s->id, uv_strerror(r));
 		free(base);
 		free(wr);
 		return -1;
@@ -990,7 +993,10 @@ process_client_input(struct session *s)
 		case IN_DATA_WAIT:
 			return;
 		case IN_CMD:
-			if (!client_command(s))
+			/* A client that sends but never reads must not grow
+			 * our output: local replies count too. */
+			if (client_queued(s) > HIGH_MARK ||
+			    !client_command(s))
 				return;
 			break;
 		case IN_DATA:

@@ -63,3 +63,29 @@ def test_stalled_backend_does_not_make_proxy_buffer_the_message(
     (m,) = sink.completed_messages()
     assert len(helpers.split_received(bytes(m.content))[1]) == \
         (size // len(line)) * len(line)
+
+
+@pytest.mark.timeout(60)
+def test_client_that_never_reads_cannot_grow_proxy_output(
+        sink, proxy_factory, connect):
+    """Bad command lines get local 500 replies; a client that sends them
+    without ever reading must be throttled, not buffered for."""
+    proxy = proxy_factory(sink)
+    c = connect(proxy)
+    c.ehlo()
+    before = rss_kib(proxy.proc.pid)
+    bad = b"\x00bad\r\n" * 4096           # each line: 500 5.5.2 (~50 bytes)
+    sent = 0
+    c.sock.setblocking(False)
+    deadline = time.time() + 10
+    while sent < 64 * 1024 * 1024 and time.time() < deadline:
+        try:
+            sent += c.sock.send(bad)
+        except BlockingIOError:
+            time.sleep(0.01)               # the proxy paused reading
+    time.sleep(0.5)
+    grew = rss_kib(proxy.proc.pid) - before
+    # 64 MiB of input would be ~530 MiB of replies if buffered.
+    assert sent < 64 * 1024 * 1024, "proxy read 64 MiB without pause"
+    assert grew < 16 * 1024, "proxy RSS grew by %d KiB" % grew
+    assert not [x for x in sink.all_commands() if b"bad" in x]
