@@ -43,8 +43,7 @@ struct master {
 	atomic_int		 n_done;
 	int			 stopping;
 	uint64_t		 start_ms;
-	int			 stats_open;
-	uv_tcp_t		 stats;
+	uv_tcp_t		*stats;		/* the /metrics listener, or NULL */
 	char			*stats_addr;	/* what stats listens on now */
 };
 
@@ -427,11 +426,19 @@ on_http_conn(uv_stream_t *server, int status)
 }
 
 static void
+on_stats_closed(uv_handle_t *h)
+{
+	free(h);
+}
+
+/* Close the /metrics listener.  Its memory goes in the close callback, so a
+ * reload may open a new one at once. */
+static void
 stats_close(struct master *m)
 {
-	if (m->stats_open) {
-		uv_close((uv_handle_t *)&m->stats, NULL);
-		m->stats_open = 0;
+	if (m->stats != NULL) {
+		uv_close((uv_handle_t *)m->stats, on_stats_closed);
+		m->stats = NULL;
 	}
 	free(m->stats_addr);
 	m->stats_addr = NULL;
@@ -446,15 +453,16 @@ stats_open(struct master *m, const struct config *cfg)
 		stats_close(m);
 		return 0;
 	}
-	if (m->stats_open && strcmp(m->stats_addr, cfg->stats_listen.text) == 0)
+	if (m->stats != NULL && strcmp(m->stats_addr, cfg->stats_listen.text) == 0)
 		return 0;
 	stats_close(m);
-	uv_tcp_init(m->loop, &m->stats);
-	m->stats.data = m;
-	m->stats_open = 1;
-	if ((r = uv_tcp_bind(&m->stats,
+	if ((m->stats = malloc(sizeof(*m->stats))) == NULL)
+		return -1;
+	uv_tcp_init(m->loop, m->stats);
+	m->stats->data = m;
+	if ((r = uv_tcp_bind(m->stats,
 	    (const struct sockaddr *)&cfg->stats_listen.ss, 0)) < 0 ||
-	    (r = uv_listen((uv_stream_t *)&m->stats, 64, on_http_conn)) < 0) {
+	    (r = uv_listen((uv_stream_t *)m->stats, 64, on_http_conn)) < 0) {
 		log_error("stats: cannot listen on %s: %s",
 		    cfg->stats_listen.text, uv_strerror(r));
 		stats_close(m);

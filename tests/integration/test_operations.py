@@ -303,7 +303,6 @@ def test_json_log_session_line_has_every_field(sink, proxy_factory, certs):
     ctx = certs.client_context()
     ctx.load_cert_chain(certs.cert("client"), certs.key("client"))
     c = helpers.Client(proxy.port)
-    cport = c.sock.getsockname()[1]
     c.greeting()
     c.ehlo()
     assert c.cmd("MAIL FROM:<a@example.org>").code == 530    # a refusal
@@ -349,7 +348,6 @@ def test_json_log_session_line_has_every_field(sink, proxy_factory, certs):
     assert s["bytes_out"] > 0, s
     assert 0 <= s["duration"] < 30, s
     assert isinstance(s["end"], str) and s["end"], s
-    del cport
 
 
 # -- privileges ----------------------------------------------------------------
@@ -417,3 +415,28 @@ def test_user_nobody_binds_low_port_then_drops(sink, proxy_factory, tls_ctx):
     r = helpers.send_tls_message(port, tls_ctx,
                                  b"Subject: after hup\r\n\r\nstill\r\n")
     assert r["end"].code == 250
+
+
+def test_graceful_stop_mid_data_gets_421_and_backend_never_completes(
+        sink, proxy_factory, tls_ctx):
+    """A message still open when shutdown_timeout ends is not lost: the
+    client gets 421 4.3.2 (so it retries) and the backend never gets the
+    end of that message."""
+    proxy = proxy_factory(sink, top={"shutdown_timeout": 1})
+    c = helpers.Client(proxy.port)
+    c.greeting()
+    c.ehlo()
+    c.starttls(tls_ctx)
+    c.ehlo()
+    assert c.cmd("MAIL FROM:<a@example.org>").code == 250
+    assert c.cmd("RCPT TO:<b@example.org>").code == 250
+    assert c.cmd("DATA").code == 354
+    c.send(b"Subject: cut\r\n\r\nnot finished\r\n")
+    assert sink.wait_for(lambda: b"not finished" in sink.all_raw(), 5)
+    proxy.signal(signal.SIGTERM)
+    out = c.read_until_closed(8)
+    assert out == b"421 4.3.2 Service shutting down, try again later\r\n" \
+        or out.startswith(b"421 4.3.2 "), out
+    assert proxy.proc.wait(10) == 0, proxy.stderr()
+    assert sink.wait_closed(5)
+    assert sink.completed_messages() == [], sink.all_messages()

@@ -4,6 +4,7 @@ started with, a bad new configuration is logged and the running one stays,
 listeners are opened and closed, and no session fails during reloads under
 load."""
 
+import re
 import signal
 import socket
 import threading
@@ -29,20 +30,39 @@ def listener0(cfg, **over):
     return out
 
 
+# What the proxy logs when a reload was applied (proxy/master.c); a failed
+# reload is recognised by any error-level line after the SIGHUP.
+RELOAD_DONE = "reload done"
+ERROR_LINE = re.compile(r"^\S+ error: ", re.M)
+
+
 def count_in_log(proxy, needle):
     return proxy.stderr().count(needle)
 
 
-def reload(proxy, cfg=None, expect="reload done", timeout=10.0):
-    """Write cfg (unless None), SIGHUP, wait for the log line expect."""
-    before = count_in_log(proxy, expect)
+def reload(proxy, cfg=None, expect="ok", timeout=10.0):
+    """Write cfg (unless None), SIGHUP, and wait until the proxy logged
+    that the reload was applied (expect="ok") or an error (expect="error",
+    and then it must not have been applied)."""
+    done_before = count_in_log(proxy, RELOAD_DONE)
+    err_before = len(ERROR_LINE.findall(proxy.stderr()))
     if cfg is not None:
         proxy.rewrite(cfg)
     proxy.signal(signal.SIGHUP)
-    assert helpers.wait_until(lambda: count_in_log(proxy, expect) > before,
-                              timeout), (
-        "no %r in the log within %.0fs after SIGHUP:\n%s"
-        % (expect, timeout, proxy.stderr()[-4000:]))
+    if expect == "ok":
+        ok = helpers.wait_until(
+            lambda: count_in_log(proxy, RELOAD_DONE) > done_before, timeout)
+    else:
+        ok = helpers.wait_until(
+            lambda: len(ERROR_LINE.findall(proxy.stderr())) > err_before,
+            timeout)
+    assert ok, "no %s logged within %.0fs after SIGHUP:\n%s" % (
+        "reload" if expect == "ok" else "error", timeout,
+        proxy.stderr()[-4000:])
+    if expect != "ok":
+        time.sleep(0.3)
+        assert count_in_log(proxy, RELOAD_DONE) == done_before, \
+            "a bad config was applied:\n%s" % proxy.stderr()[-4000:]
     assert proxy.proc.poll() is None, proxy.stderr()
     # The master logs "reload done" once it has posted the new set to the
     # workers; each applies it on its next loop turn (microseconds).
@@ -177,11 +197,10 @@ def test_bad_reload_keeps_running_config(sink, proxy_factory, certs,
     if raw is not None:
         with open(proxy.conf_path, "w") as f:
             f.write(raw)
-        reload(proxy, None, expect="reload failed")
+        reload(proxy, None, expect="error")
     else:
-        reload(proxy, cfg, expect="reload failed")
+        reload(proxy, cfg, expect="error")
     err = proxy.stderr()
-    assert "reload done" not in err, err
     # The error names what is wrong (file:line, or the certificate path).
     assert needle in err, "reload error does not name %r:\n%s" % (needle,
                                                                   err)
@@ -340,9 +359,8 @@ def test_reload_under_load_drops_no_session(sink, proxy_factory, certs):
     # The reloads happened while sessions were open, and took effect.
     assert sum(1 for n in in_flight if n > 0) >= 3, in_flight
     assert helpers.wait_until(
-        lambda: count_in_log(proxy, "reload done") == 5, 5), proxy.stderr()
-    assert "reload failed" not in proxy.stderr()
-    assert "not applied" not in proxy.stderr()
+        lambda: count_in_log(proxy, RELOAD_DONE) == 5, 5), proxy.stderr()
+    assert not ERROR_LINE.findall(proxy.stderr()), proxy.stderr()
     assert seen_certs == {certs.der("mx1"), certs.der("mx2")}
     # The sink got every message exactly once.
     assert sink.wait_for(lambda: len(sink.completed_messages()) >= total, 10)
@@ -351,3 +369,61 @@ def test_reload_under_load_drops_no_session(sink, proxy_factory, certs):
         m.content.split(b"Subject: ", 1)[1].split(b"\r\n", 1)[0].decode()
         for m in msgs)
     assert subjects == sorted(tokens_ok), (len(subjects), len(tokens_ok))
+
+
+def test_reload_with_listen_port_in_use_keeps_running_set(
+        sink, proxy_factory, tls_ctx):
+    """A new listener that cannot bind makes the whole reload fail: the
+    error is logged, the running listeners and config stay."""
+    proxy = proxy_factory(sink, listener={"banner": OLD_BANNER})
+    squatter = socket.socket()
+    squatter.bind(("127.0.0.1", 0))
+    squatter.listen(1)
+    busy_port = squatter.getsockname()[1]
+    try:
+        first = proxy.config["listeners"][0]
+        extra = helpers.deep_merge(first, {
+            "name": "extra", "listen": "127.0.0.1:%d" % busy_port})
+        cfg = dict(listener0(proxy.config, banner=NEW_BANNER),
+                   listeners=[dict(first, banner=NEW_BANNER), extra])
+        reload(proxy, cfg, expect="error")
+        assert str(busy_port) in proxy.stderr().split("SIGHUP")[-1], \
+            proxy.stderr()
+        r = helpers.send_tls_message(proxy.port, tls_ctx,
+                                     b"Subject: kept\r\n\r\nstill old\r\n")
+        assert r["greeting"].raw == ("220 %s\r\n" % OLD_BANNER).encode()
+    finally:
+        squatter.close()
+
+
+def test_reload_moves_metrics_endpoint_and_keeps_counters(
+        sink, proxy_factory, tls_ctx):
+    """stats.listen changed by a reload: the new address serves /metrics,
+    the old one is closed, and counters survive the reload."""
+    mport = helpers.free_port()
+    proxy = proxy_factory(sink, top={"stats": {
+        "listen": "127.0.0.1:%d" % mport}})
+    assert helpers.wait_until(lambda: helpers.port_listening(mport), 5)
+    helpers.send_tls_message(proxy.port, tls_ctx, b"Subject: m\r\n\r\nm\r\n")
+    assert helpers.wait_until(lambda: " session " in proxy.stderr(), 5)
+    _, _, body = helpers.scrape(mport)
+    before = helpers.parse_metrics(body)
+    assert helpers.metric(before, "starttls_proxy_messages_total",
+                          listener="mx") == 1
+
+    mport2 = helpers.free_port()
+    reload(proxy, dict(proxy.config, stats={
+        "listen": "127.0.0.1:%d" % mport2}))
+    assert helpers.wait_until(lambda: helpers.port_listening(mport2), 5), \
+        proxy.stderr()
+    assert helpers.wait_until(lambda: not helpers.port_listening(mport), 5)
+    status, _, body = helpers.scrape(mport2)
+    assert status == 200, (status, body)
+    after = helpers.parse_metrics(body)
+    for name, labels in (("starttls_proxy_messages_total", {}),
+                         ("starttls_proxy_connections_total", {}),
+                         ("starttls_proxy_handshakes_total",
+                          {"result": "ok"})):
+        assert helpers.metric(after, name, listener="mx", **labels) == \
+            helpers.metric(before, name, listener="mx", **labels), name
+    assert proxy.proc.poll() is None, proxy.stderr()

@@ -28,6 +28,15 @@ def client_from(port, source_ip, timeout=helpers.IO_TIMEOUT):
     return helpers.Client(port, sock=s, timeout=timeout)
 
 
+def listening_sockets(port):
+    """How many sockets LISTEN on 127.0.0.1:port (from /proc/net/tcp)."""
+    want = "0100007F:%04X" % port
+    with open("/proc/net/tcp") as f:
+        next(f)
+        return sum(1 for line in f
+                   if line.split()[1] == want and line.split()[3] == "0A")
+
+
 def refused_with_421(port, source_ip="127.0.0.1"):
     """The connection's first and only reply is 421 4.7.0, then close."""
     c = client_from(port, source_ip)
@@ -51,7 +60,8 @@ def test_four_workers_40_concurrent_sessions(sink, proxy_factory, tls_ctx):
     mport = helpers.free_port()
     proxy = proxy_factory(sink, top={"workers": 4, "stats": {
         "listen": "127.0.0.1:%d" % mport}})
-    assert "4 worker(s) running" in proxy.stderr(), proxy.stderr()
+    # One SO_REUSEPORT listening socket per worker.
+    assert listening_sockets(proxy.port) == 4
     barrier = threading.Barrier(n, timeout=20)
     results, failures = {}, []
 
@@ -201,3 +211,37 @@ def test_max_connections_holds_across_workers(sink, proxy_factory):
         assert c.cmd("NOOP").code == 250
         c.close()
     time.sleep(0.1)
+
+
+def test_per_ip_limit_uses_the_proxy_protocol_address(sink, proxy_factory):
+    """Behind a load balancer every connection comes from its address; the
+    limit counts the client address the PROXY header gives (issue 4 item
+    5), across workers."""
+    proxy = proxy_factory(sink, top={"workers": 2}, listener={
+        "proxy_protocol": True, "limits": {"max_connections_per_ip": 2}})
+
+    def via_lb(claimed):
+        c = helpers.Client(proxy.port)
+        c.send(b"PROXY TCP4 %s 192.0.2.25 40000 25\r\n" % claimed.encode())
+        return c
+
+    held_ = []
+    for _ in range(2):
+        c = via_lb("198.51.100.1")
+        assert c.greeting().code == 220
+        held_.append(c)
+    for _ in range(3):
+        c = via_lb("198.51.100.1")
+        r = c.read_reply()
+        assert (r.code, r.enhanced) == (421, "4.7.0"), r
+        assert c.read_until_closed(5) == b""
+        c.close()
+    # Other claimed clients from the same balancer address are fine.
+    for ip in ("198.51.100.2", "198.51.100.3", "198.51.100.4"):
+        c = via_lb(ip)
+        assert c.greeting().code == 220
+        held_.append(c)
+    for c in held_:
+        assert c.cmd("NOOP").code == 250
+        c.close()
+    assert " client=198.51.100.1 " in proxy.stderr(), proxy.stderr()
