@@ -25,6 +25,7 @@
  * state and returns without further work.
  */
 #include <arpa/inet.h>
+#include <sys/ioctl.h>
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -53,6 +54,7 @@
 #define REPLYQ_CAP	128		/* pipelined commands in flight */
 #define BACKEND_REPLY_TIMEOUT 600	/* seconds, RFC 5321 §4.5.3.2 DATA end */
 #define CLOSE_LINGER	5		/* seconds to flush a last reply */
+#define DRAIN_LINGER	2		/* seconds to read the client's last bytes */
 #define PROXY_TIMEOUT	10		/* seconds for a PROXY header (SPEC §3) */
 #define PROXY_MAX	(16 + 1024)	/* bytes of a PROXY header, at most */
 
@@ -98,6 +100,7 @@ enum in_mode {
 #define SF_TLS_SHUT		0x2000	/* close_notify queued */
 #define SF_XPROBE		0x4000	/* our EHLO to learn XCLIENT pending */
 #define SF_BE_XCLIENT		0x8000	/* backend offers XCLIENT */
+#define SF_LINGER		0x10000	/* last reply sent: FIN, drain, close */
 
 struct wreq {
 	uv_write_t	 req;
@@ -127,6 +130,7 @@ struct session {
 		uv_pipe_t	 pipe;
 	}			 be;
 	uv_connect_t		 be_req;
+	uv_shutdown_t		 shut_req;
 	uv_timer_t		 timer;
 	int			 handles;	/* open libuv handles */
 	int			 client_writes;	/* uv_write requests in flight */
@@ -167,6 +171,9 @@ static void	on_client_read(uv_stream_t *, ssize_t, const uv_buf_t *);
 static void	on_backend_read(uv_stream_t *, ssize_t, const uv_buf_t *);
 static void	on_handle_closed(uv_handle_t *);
 static void	backend_start(struct session *);
+static void	sess_linger(struct session *);
+static void	on_timer(uv_timer_t *);
+static void	alloc_cb(uv_handle_t *, size_t, uv_buf_t *);
 static void	proxy_header(struct session *);
 static void	forward_line(struct session *, const char *, size_t);
 
@@ -206,8 +213,7 @@ on_write_done(uv_write_t *req, int status)
 	struct session *s = wr->s;
 	int to_client = wr->to_client;
 
-	free(wr->base);
-	free(wr);
+	free(wr);		/* the bytes live behind it */
 	if (to_client)
 		s->client_writes--;
 	if (s->state == SS_CLOSED)
@@ -227,26 +233,46 @@ on_write_done(uv_write_t *req, int status)
 	sess_pump(s);
 }
 
-/* Hand base[0..len) (malloc'd, ours no more) to uv_write. */
+/*
+ * Send p[0..len) on st: straight to the socket when nothing is queued
+ * before it (uv_try_write: no request, no callback, and none of the
+ * epoll_ctl calls that every completed uv_write costs), the rest through
+ * uv_write from a copy.  Returns 0, or -1 on a write error.
+ */
 static int
-stream_send(struct session *s, uv_stream_t *st, char *base, size_t len,
+stream_send(struct session *s, uv_stream_t *st, const char *p, size_t len,
     int to_client)
 {
 	struct wreq *wr;
 	uv_buf_t b;
 	int r;
 
-	if ((wr = malloc(sizeof(*wr))) == NULL) {
-		free(base);
-		return -1;
+	if (len == 0)
+		return 0;
+	if (uv_stream_get_write_queue_size(st) == 0) {
+		b = uv_buf_init((char *)(uintptr_t)p, (unsigned)len);
+		r = uv_try_write(st, &b, 1);
+		if (r < 0 && r != UV_EAGAIN) {
+			log_info("%s: write to %s: %s", s->id, to_client ?
+			    "client" : "backend", uv_strerror(r));
+			return -1;
+		}
+		if (r > 0) {
+			p += r;
+			len -= (size_t)r;
+		}
+		if (len == 0)
+			return 0;
 	}
+	if ((wr = malloc(sizeof(*wr) + len)) == NULL)
+		return -1;
 	wr->s = s;
-	wr->base = base;
+	wr->base = (char *)(wr + 1);
 	wr->to_client = to_client;
-	b = uv_buf_init(base, (unsigned)len);
+	memcpy(wr->base, p, len);
+	b = uv_buf_init(wr->base, (unsigned)len);
 	if ((r = uv_write(&wr->req, st, &b, 1, on_write_done)) < 0) {
 		log_info("%s: write: %s", s->id, uv_strerror(r));
-		free(base);
 		free(wr);
 		return -1;
 	}
@@ -255,27 +281,25 @@ stream_send(struct session *s, uv_stream_t *st, char *base, size_t len,
 	return 0;
 }
 
-/* Move TLS output (handshake records, encrypted replies) to the socket. */
+/* Move TLS output (handshake records, encrypted replies) to the socket,
+ * through the worker's scratch buffer. */
 static int
 flush_tls_out(struct session *s)
 {
 	size_t n;
-	char *p;
 
-	if (s->tls == NULL || (n = tls_pending_out(s->tls)) == 0)
-		return 0;
-	if ((p = malloc(n)) == NULL)
-		return -1;
-	n = tls_take_out(s->tls, p, n);
-	return stream_send(s, (uv_stream_t *)&s->client, p, n, 1);
+	while (s->tls != NULL && tls_pending_out(s->tls) > 0) {
+		n = tls_take_out(s->tls, s->w->wrbuf, sizeof(s->w->wrbuf));
+		if (n == 0 || stream_send(s, (uv_stream_t *)&s->client,
+		    s->w->wrbuf, n, 1) < 0)
+			return -1;
+	}
+	return 0;
 }
 
 static void
 flush_client(struct session *s)
 {
-	size_t len;
-	char *p;
-
 	if (s->state == SS_CLOSED)
 		return;
 	if (s->cout.len > 0) {
@@ -285,21 +309,18 @@ flush_client(struct session *s)
 				sess_close(s, "tls write error");
 				return;
 			}
-			buf_consume(&s->cout, s->cout.len);
-			buf_release(&s->cout);
 			if ((s->flags & SF_CLOSE_AFTER_FLUSH) &&
 			    !(s->flags & SF_TLS_SHUT)) {
 				s->flags |= SF_TLS_SHUT;
 				tls_shutdown(s->tls);
 			}
-		} else {
-			p = buf_steal(&s->cout, &len);
-			if (stream_send(s, (uv_stream_t *)&s->client, p, len,
-			    1) < 0) {
-				sess_close(s, "client write error");
-				return;
-			}
+		} else if (stream_send(s, (uv_stream_t *)&s->client,
+		    buf_data(&s->cout), s->cout.len, 1) < 0) {
+			sess_close(s, "client write error");
+			return;
 		}
+		buf_consume(&s->cout, s->cout.len);
+		buf_release(&s->cout);
 	}
 	if (flush_tls_out(s) < 0)
 		sess_close(s, "client write error");
@@ -308,20 +329,18 @@ flush_client(struct session *s)
 static void
 flush_backend(struct session *s)
 {
-	size_t len;
-	char *p;
-
 	if (s->state == SS_CLOSED || s->bout.len == 0)
 		return;
-	if (s->flags & SF_BE_GONE) {
+	if (!(s->flags & SF_BE_GONE) && stream_send(s, &s->be.stream,
+	    buf_data(&s->bout), s->bout.len, 0) < 0) {
 		buf_consume(&s->bout, s->bout.len);
 		buf_release(&s->bout);
-		return;
-	}
-	p = buf_steal(&s->bout, &len);
-	if (stream_send(s, &s->be.stream, p, len, 0) < 0)
 		backend_failed(s, "backend write error",
 		    "421 4.4.2 Connection to the mail server lost\r\n");
+		return;
+	}
+	buf_consume(&s->bout, s->bout.len);
+	buf_release(&s->bout);
 }
 
 static size_t
@@ -1092,7 +1111,7 @@ update_reads(struct session *s)
 {
 	int want_client, want_be;
 
-	if (s->state == SS_CLOSED)
+	if (s->state == SS_CLOSED || (s->flags & SF_LINGER))
 		return;
 	want_client = !(s->flags & (SF_CLIENT_EOF | SF_CLOSE_AFTER_FLUSH)) &&
 	    (s->state >= SS_COMMANDS || s->state == SS_PROXY_HEADER) &&
@@ -1174,7 +1193,7 @@ sess_pump(struct session *s)
 		}
 		if ((s->flags & SF_CLOSE_AFTER_FLUSH) && s->client_writes == 0 &&
 		    client_queued(s) == 0) {
-			sess_close(s, s->end ? s->end : "quit");
+			sess_linger(s);
 			break;
 		}
 		if (s->state == SS_STARTTLS_DRAIN && s->client_writes == 0)
@@ -1187,12 +1206,59 @@ sess_pump(struct session *s)
 /* --- libuv callbacks --------------------------------------------------- */
 
 static void
+on_shutdown(uv_shutdown_t *req, int status)
+{
+	(void)req;
+	(void)status;	/* the drain below or its timer ends the session */
+}
+
+/*
+ * The last reply is in the kernel: send FIN after it and read (and drop)
+ * what the client still sends for a moment, so that unread input does not
+ * turn our close into a reset that could destroy that reply at the client
+ * (a 421 to a client that pipelined, say).  Then close.
+ */
+static void
+sess_linger(struct session *s)
+{
+	uv_os_fd_t fd;
+	int unread = 0;
+
+	if (s->flags & SF_LINGER)
+		return;
+	s->flags |= SF_LINGER;
+	if (!(s->flags & SF_BE_GONE))
+		backend_close(s);
+	/* Nothing unread (the usual QUIT): a plain close sends FIN. */
+	if ((s->flags & SF_CLIENT_EOF) ||
+	    uv_fileno((uv_handle_t *)&s->client, &fd) < 0 ||
+	    ioctl(fd, FIONREAD, &unread) < 0 || unread == 0) {
+		sess_close(s, s->end ? s->end : "quit");
+		return;
+	}
+	if (uv_shutdown(&s->shut_req, (uv_stream_t *)&s->client,
+	    on_shutdown) < 0) {
+		sess_close(s, s->end ? s->end : "quit");
+		return;
+	}
+	uv_timer_start(&s->timer, on_timer, DRAIN_LINGER * 1000, 0);
+	if (!(s->flags & SF_CLIENT_READING) && uv_read_start(
+	    (uv_stream_t *)&s->client, alloc_cb, on_client_read) == 0)
+		s->flags |= SF_CLIENT_READING;
+}
+
+static void
 on_client_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b)
 {
 	struct session *s = st->data;
 
 	if (nread == 0 || s->state == SS_CLOSED)
 		return;
+	if (s->flags & SF_LINGER) {
+		if (nread < 0)
+			sess_close(s, s->end ? s->end : "quit");
+		return;
+	}
 	if (nread < 0) {
 		if (nread != UV_EOF)
 			s->end = "client read error";
@@ -1251,7 +1317,7 @@ on_timer(uv_timer_t *t)
 {
 	struct session *s = t->data;
 
-	if (s->flags & SF_CLOSE_AFTER_FLUSH) {
+	if (s->flags & (SF_CLOSE_AFTER_FLUSH | SF_LINGER)) {
 		sess_close(s, s->end ? s->end : "close timeout");
 		return;
 	}

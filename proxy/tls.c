@@ -76,7 +76,7 @@ struct tls_set {
 	size_t		 n_lsn;
 };
 
-#define TLS_BIO_KEEP	(16 * 1024)	/* larger drained BIO buffers are freed */
+#define TLS_BIO_KEEP	0	/* larger drained BIO buffers are freed */
 
 struct tls_conn {
 	SSL			*ssl;
@@ -409,6 +409,10 @@ tls_ctx_setup(SSL_CTX *ctx, const struct config *cfg,
 	SSL_CTX_clear_options(ctx, SSL_OP_NO_TICKET);
 	SSL_CTX_set_num_tickets(ctx, 1);
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+	/* Resumption comes from stateless tickets, which every worker and
+	 * every copy behind a balancer can take; a per-process session cache
+	 * would only hold memory (one SSL_SESSION per recent client). */
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
 	SSL_CTX_clear_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE);
 	SSL_CTX_set_default_passwd_cb(ctx, tls_nopass);
 	SSL_CTX_set_dh_auto(ctx, 1);

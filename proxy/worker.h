@@ -72,7 +72,8 @@ struct worker {
 	struct worker_msg	*inbox[8];
 	size_t			 n_inbox;
 	char			 hostname[256];
-	char			 rdbuf[WORKER_RDBUF];
+	char			 rdbuf[WORKER_RDBUF];	/* every read lands here */
+	char			 wrbuf[WORKER_RDBUF];	/* TLS output on its way out */
 };
 
 /* Create worker index (not started); apply msg (the first config). */

@@ -58,6 +58,7 @@
 #define MAX_EVENTS	512
 #define TICK_MS		50
 #define MAX_SAMPLES	5	/* failures described on stderr */
+#define MAX_LATENCIES	10000000	/* sessions whose latencies are kept */
 #define EHLO_NAME	"bench.client.example"
 #define MAIL_FROM	"bench@client.example"
 #define RCPT_TO		"sink@server.example"
@@ -1227,6 +1228,8 @@ main(int argc, char **argv)
 	signal(SIGTERM, on_signal);
 	nslots = o.idle ? o.idle : (o.conc < o.total ? o.conc : o.total);
 	cap = lat_cap = o.idle ? o.idle : o.total;
+	if (cap > MAX_LATENCIES)
+		cap = lat_cap = MAX_LATENCIES;	/* percentiles of the first ones */
 	raise_nofile(nslots + 64);
 	build_message();
 	setup_tls();
