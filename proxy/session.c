@@ -101,6 +101,8 @@ enum in_mode {
 #define SF_XPROBE		0x4000	/* our EHLO to learn XCLIENT pending */
 #define SF_BE_XCLIENT		0x8000	/* backend offers XCLIENT */
 #define SF_LINGER		0x10000	/* last reply sent: FIN, drain, close */
+#define SF_QUIT			0x20000	/* that last reply answered QUIT */
+#define SF_HDR_PENDING		0x40000	/* Received: goes before the next content */
 
 struct wreq {
 	uv_write_t	 req;
@@ -341,6 +343,22 @@ flush_backend(struct session *s)
 	}
 	buf_consume(&s->bout, s->bout.len);
 	buf_release(&s->bout);
+}
+
+/* Send p[0..len) to the backend after whatever bout holds; -1 when the
+ * backend failed (the session is failing: touch nothing more). */
+static int
+backend_send(struct session *s, const char *p, size_t len)
+{
+	flush_backend(s);
+	if (s->state == SS_CLOSED || (s->flags & SF_BE_GONE))
+		return -1;
+	if (stream_send(s, &s->be.stream, p, len, 0) < 0) {
+		backend_failed(s, "backend write error",
+		    "421 4.4.2 Connection to the mail server lost\r\n");
+		return -1;
+	}
+	return 0;
 }
 
 static size_t
@@ -609,32 +627,9 @@ handle_backend_reply(struct session *s, struct reply_slot *slot,
 		if (r->code == 354) {
 			s->in = IN_DATA;
 			smtp_datascan_init(&s->ds);
-			if (s->lc->received_header) {
-				char hdr[RECEIVED_MAX];
-				size_t hl;
-				struct received_info ri;
-
-				memset(&ri, 0, sizeof(ri));
-				ri.helo = s->helo;
-				ri.client_addr = s->peer_addr;
-				ri.by_host = s->w->hostname;
-				ri.listener = s->lc->name;
-				ri.session_id = s->id;
-				if (s->flags & SF_TLS) {
-					ri.tls_version = s->tinfo.version;
-					ri.cipher = s->tinfo.cipher;
-					ri.cipher_bits = s->tinfo.cipher_bits;
-					ri.sni = s->tinfo.sni;
-					if (s->tinfo.client_subject[0])
-						ri.client_subject =
-						    s->tinfo.client_subject;
-				}
-				ri.esmtp = (s->flags & SF_ESMTP) != 0;
-				ri.now = time(NULL);
-				hl = received_header(&ri, hdr, sizeof(hdr));
-				if (hl > 0 && buf_append(&s->bout, hdr, hl) < 0)
-					goto oom;
-			}
+			/* The header leaves with the first content bytes. */
+			if (s->lc->received_header)
+				s->flags |= SF_HDR_PENDING;
 		} else
 			s->in = IN_CMD;
 	}
@@ -727,6 +722,31 @@ forward_cmd(struct session *s, enum smtp_verb verb, uint16_t flags,
 	forward_line(s, line, len);
 }
 
+/* The Received: header for this session's next message; its length. */
+static size_t
+make_received(struct session *s, char *hdr, size_t size, int esmtp)
+{
+	struct received_info ri;
+
+	memset(&ri, 0, sizeof(ri));
+	ri.helo = s->helo;
+	ri.client_addr = s->peer_addr;
+	ri.by_host = s->w->hostname;
+	ri.listener = s->lc->name;
+	ri.session_id = s->id;
+	if (s->flags & SF_TLS) {
+		ri.tls_version = s->tinfo.version;
+		ri.cipher = s->tinfo.cipher;
+		ri.cipher_bits = s->tinfo.cipher_bits;
+		ri.sni = s->tinfo.sni;
+		if (s->tinfo.client_subject[0])
+			ri.client_subject = s->tinfo.client_subject;
+	}
+	ri.esmtp = esmtp;
+	ri.now = time(NULL);
+	return received_header(&ri, hdr, size);
+}
+
 static void
 do_bdat(struct session *s, const struct smtp_cmd *cmd, const char *line,
     size_t len)
@@ -747,27 +767,8 @@ do_bdat(struct session *s, const struct smtp_cmd *cmd, const char *line,
 		sess_close(s, "out of memory");
 		return;
 	}
-	if (s->lc->received_header && !(s->flags & SF_BDAT_TX)) {
-		struct received_info ri;
-
-		memset(&ri, 0, sizeof(ri));
-		ri.helo = s->helo;
-		ri.client_addr = s->peer_addr;
-		ri.by_host = s->w->hostname;
-		ri.listener = s->lc->name;
-		ri.session_id = s->id;
-		if (s->flags & SF_TLS) {
-			ri.tls_version = s->tinfo.version;
-			ri.cipher = s->tinfo.cipher;
-			ri.cipher_bits = s->tinfo.cipher_bits;
-			ri.sni = s->tinfo.sni;
-			if (s->tinfo.client_subject[0])
-				ri.client_subject = s->tinfo.client_subject;
-		}
-		ri.esmtp = 1;
-		ri.now = time(NULL);
-		hl = received_header(&ri, hdr, sizeof(hdr));
-	}
+	if (s->lc->received_header && !(s->flags & SF_BDAT_TX))
+		hl = make_received(s, hdr, sizeof(hdr), 1);
 	if (hl > 0) {
 		n = snprintf(head, sizeof(head), "BDAT %" PRIu64 "%s",
 		    size + hl, last ? " LAST" : "");
@@ -939,6 +940,20 @@ client_data(struct session *s)
 	size_t n, fwd, bare_at;
 	int ended = 0;
 
+	if (s->flags & SF_HDR_PENDING) {
+		char hdr[RECEIVED_MAX];
+		size_t hl;
+
+		s->flags &= ~SF_HDR_PENDING;
+		hl = make_received(s, hdr, sizeof(hdr),
+		    (s->flags & SF_ESMTP) != 0);
+		if (hl > 0 && buf_append(&s->bout, hdr, hl) < 0) {
+			sess_close(s, "out of memory");
+			return;
+		}
+	}
+	if (s->tls != NULL)
+		tls_set_bulk(s->tls, 1);
 	n = smtp_datascan_feed(&s->ds, p, s->cin.len, &ended, &bare_at);
 	fwd = n;
 	if (s->in == IN_DATA && bare_at != (size_t)-1 &&
@@ -953,15 +968,16 @@ client_data(struct session *s)
 		    s->id, s->peer_addr);
 	}
 	if (s->in == IN_DATA || fwd < n) {
-		if (buf_append(&s->bout, p, fwd) < 0) {
-			sess_close(s, "out of memory");
+		/* Straight from the decrypted input to the socket. */
+		if (backend_send(s, p, fwd) < 0)
 			return;
-		}
 		s->bytes_in += fwd;
 	}
 	buf_consume(&s->cin, n);
 	if (!ended)
 		return;
+	if (s->tls != NULL)
+		tls_set_bulk(s->tls, 0);
 	if (s->in == IN_DATA) {
 		s->in = IN_CMD;
 		if (replyq_push_backend(&s->rq, SMTP_V_DATA, RS_MSGEND) == NULL)
@@ -1065,10 +1081,12 @@ flush_slots(struct session *s)
 {
 	struct reply_slot *slot;
 	uint16_t flags;
+	uint8_t verb;
 
 	while (s->state != SS_CLOSED &&
 	    (slot = replyq_ready_head(&s->rq)) != NULL) {
 		flags = slot->flags;
+		verb = slot->verb;
 		if (!(flags & RS_SWALLOW)) {
 			if (buf_append(&s->cout, slot->text, slot->len) < 0) {
 				sess_close(s, "out of memory");
@@ -1085,6 +1103,8 @@ flush_slots(struct session *s)
 		}
 		if (flags & RS_CLOSE) {
 			s->flags |= SF_CLOSE_AFTER_FLUSH;
+			if (verb == SMTP_V_QUIT)
+				s->flags |= SF_QUIT;
 			s->in = IN_IGNORE;
 			sess_arm_timer(s);
 			break;
@@ -1229,8 +1249,10 @@ sess_linger(struct session *s)
 	s->flags |= SF_LINGER;
 	if (!(s->flags & SF_BE_GONE))
 		backend_close(s);
-	/* Nothing unread (the usual QUIT): a plain close sends FIN. */
-	if ((s->flags & SF_CLIENT_EOF) ||
+	/* After QUIT's 221 the client wants nothing more (and a TLS client's
+	 * close_notify may be all that is unread); with nothing unread a
+	 * plain close sends FIN as well. */
+	if ((s->flags & (SF_CLIENT_EOF | SF_QUIT)) ||
 	    uv_fileno((uv_handle_t *)&s->client, &fd) < 0 ||
 	    ioctl(fd, FIONREAD, &unread) < 0 || unread == 0) {
 		sess_close(s, s->end ? s->end : "quit");
@@ -1711,8 +1733,11 @@ session_accept(struct lsn *l)
 	}
 	len = sizeof(s->peer);
 	uv_tcp_getpeername(&s->client, (struct sockaddr *)&s->peer, &len);
-	len = sizeof(s->local);
-	uv_tcp_getsockname(&s->client, (struct sockaddr *)&s->local, &len);
+	if (s->lc->backend.proxy_protocol != PROXY_OUT_NONE) {	/* only user */
+		len = sizeof(s->local);
+		uv_tcp_getsockname(&s->client, (struct sockaddr *)&s->local,
+		    &len);
+	}
 	uv_tcp_nodelay(&s->client, 1);
 	if (s->lc->proxy_protocol) {
 		addr_text(&s->peer, s->peer_addr, sizeof(s->peer_addr),

@@ -372,12 +372,23 @@ smtp_datascan_feed(struct smtp_datascan *ds, const char *buf, size_t len,
 		return 0;
 	}
 	for (i = 0; i < len; i++) {
-		if (ds->state == DS_TEXT) {
+		while (ds->state == DS_TEXT) {
 			/* Inside a line only CR and LF matter: skip to one. */
 			i += skip_text(buf + i, len - i);
 			if (i == len)
 				break;
+			/* The common line end "\r\n" before an ordinary line
+			 * start: stay in the fast loop. */
+			if (i + 2 < len && buf[i] == '\r' && buf[i + 1] == '\n' &&
+			    buf[i + 2] != '.' && buf[i + 2] != '\r' &&
+			    buf[i + 2] != '\n') {
+				i += 3;
+				continue;
+			}
+			break;
 		}
+		if (i == len)
+			break;
 		c = (unsigned char)buf[i];
 		bare = 0;
 		switch (ds->state) {

@@ -1000,6 +1000,15 @@ tls_bio_trim(struct tls_conn *c, int rd)
 	}
 }
 
+void
+tls_set_bulk(struct tls_conn *c, int on)
+{
+	if (on)
+		SSL_clear_mode(c->ssl, SSL_MODE_RELEASE_BUFFERS);
+	else
+		SSL_set_mode(c->ssl, SSL_MODE_RELEASE_BUFFERS);
+}
+
 int
 tls_feed(struct tls_conn *c, const void *buf, size_t len)
 {

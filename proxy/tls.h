@@ -82,6 +82,11 @@ size_t		 tls_read(struct tls_conn *c, void *buf, size_t len,
 /* Encrypt all of buf into the output BIO.  Returns 0, or -1 (TLS_ERROR). */
 int		 tls_write(struct tls_conn *c, const void *buf, size_t len);
 
+/* During bulk transfer keep OpenSSL's record buffers (on = 1) instead of
+ * freeing and reallocating them around every record; off again releases
+ * them whenever idle (SSL_MODE_RELEASE_BUFFERS). */
+void		 tls_set_bulk(struct tls_conn *c, int on);
+
 /* Queue a close_notify alert. */
 void		 tls_shutdown(struct tls_conn *c);
 
