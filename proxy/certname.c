@@ -8,15 +8,10 @@
  */
 #include <string.h>
 
+#include "ascii.h"
 #include "certname.h"
 
 #define CERTNAME_MAX	253
-
-static int
-lc(int c)
-{
-	return (c >= 'A' && c <= 'Z') ? c - 'A' + 'a' : c;
-}
 
 /* Length without one trailing dot. */
 static size_t
@@ -27,17 +22,6 @@ name_len(const char *s)
 	if (n > 0 && s[n - 1] == '.')
 		n--;
 	return n;
-}
-
-static int
-ci_eq(const char *a, const char *b, size_t n)
-{
-	size_t	i;
-
-	for (i = 0; i < n; i++)
-		if (lc((unsigned char)a[i]) != lc((unsigned char)b[i]))
-			return 0;
-	return 1;
 }
 
 int
@@ -60,7 +44,7 @@ certname_normalize(const char *name, char *out, size_t outsize)
 		    (c >= '0' && c <= '9') || c == '-' || c == '_' ||
 		    c == '.' || c == '*'))
 			return -1;
-		out[i] = (char)lc(c);
+		out[i] = (char)ascii_lower(c);
 	}
 	out[n] = '\0';
 	return 0;
@@ -75,7 +59,7 @@ certname_match_exact(const char *pattern, const char *host)
 		return 0;
 	pn = name_len(pattern);
 	hn = name_len(host);
-	return pn > 0 && pn == hn && ci_eq(pattern, host, pn);
+	return pn > 0 && pn == hn && ascii_ieq(pattern, host, pn);
 }
 
 int
@@ -98,7 +82,7 @@ certname_match_wildcard(const char *pattern, const char *host)
 	label = (size_t)(dot - host);
 	/* "label" + ".rest" against "*" + ".rest" */
 	return label > 0 && hn - label == pn - 1 &&
-	    ci_eq(pattern + 1, dot, pn - 1);
+	    ascii_ieq(pattern + 1, dot, pn - 1);
 }
 
 size_t

@@ -10,6 +10,7 @@
  */
 #include <stddef.h>
 
+#include "ascii.h"
 #include "policy.h"
 
 #define TXT_BEFORE_TLS	"Must issue a STARTTLS command first"
@@ -35,23 +36,6 @@ policy_reason_name(enum policy_reason r)
 	return reason_names[r];
 }
 
-static int
-lc(int c)
-{
-	return (c >= 'A' && c <= 'Z') ? c - 'A' + 'a' : c;
-}
-
-static int
-ci_eq(const char *a, const char *b, size_t n)
-{
-	size_t	i;
-
-	for (i = 0; i < n; i++)
-		if (lc((unsigned char)a[i]) != lc((unsigned char)b[i]))
-			return 0;
-	return 1;
-}
-
 int
 policy_domain_match(char *const *patterns, size_t n, const char *dom,
     size_t len)
@@ -74,14 +58,14 @@ policy_domain_match(char *const *patterns, size_t n, const char *dom,
 		if (plen == 0)
 			continue;
 		if (p[0] != '.') {
-			if (plen == len && ci_eq(p, dom, len))
+			if (plen == len && ascii_ieq(p, dom, len))
 				return 1;
 			continue;
 		}
 		/* ".d": dom must be "x.d" with x not empty. */
 		if (plen < 2 || len <= plen)
 			continue;
-		if (ci_eq(p, dom + len - plen, plen) &&
+		if (ascii_ieq(p, dom + len - plen, plen) &&
 		    dom[len - plen - 1] != '.')
 			return 1;
 	}

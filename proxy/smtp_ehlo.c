@@ -12,6 +12,7 @@
  */
 #include <string.h>
 
+#include "ascii.h"
 #include "smtp_ehlo.h"
 #include "smtp_parse.h"
 
@@ -21,23 +22,6 @@ struct ehlo_out {
 	int	 lines;		/* lines written so far */
 	int	 full;
 };
-
-static int
-lc(int c)
-{
-	return (c >= 'A' && c <= 'Z') ? c - 'A' + 'a' : c;
-}
-
-static int
-kw_is(const char *kw, size_t n, const char *word)
-{
-	size_t	i;
-
-	for (i = 0; i < n; i++)
-		if (word[i] == '\0' || lc((unsigned char)kw[i]) != lc(word[i]))
-			return 0;
-	return word[n] == '\0';
-}
 
 static void
 out_put(struct ehlo_out *o, const char *s, size_t n)
@@ -99,26 +83,26 @@ smtp_ehlo_rewrite(const char *reply, size_t len, int flags, char *out,
 		drop = 0;
 		if (kn == 0)
 			drop = 1;
-		else if (kw_is(text, kn, "STARTTLS")) {
+		else if (ascii_word_eq(text, kn, "STARTTLS")) {
 			has |= EHLO_HAS_STARTTLS;
 			drop = 1;
-		} else if (kw_is(text, kn, "XCLIENT")) {
+		} else if (ascii_word_eq(text, kn, "XCLIENT")) {
 			has |= EHLO_HAS_XCLIENT;
 			drop = 1;
-		} else if (kw_is(text, kn, "XFORWARD")) {
+		} else if (ascii_word_eq(text, kn, "XFORWARD")) {
 			has |= EHLO_HAS_XFORWARD;
 			drop = 1;
-		} else if (kw_is(text, kn, "AUTH") ||
-		    (kn >= 5 && kw_is(text, 5, "AUTH="))) {
+		} else if (ascii_word_eq(text, kn, "AUTH") ||
+		    (kn >= 5 && ascii_word_eq(text, 5, "AUTH="))) {
 			has |= EHLO_HAS_AUTH;
 			drop = (flags & EHLO_HIDE_AUTH) != 0;
-		} else if (kw_is(text, kn, "CHUNKING"))
+		} else if (ascii_word_eq(text, kn, "CHUNKING"))
 			has |= EHLO_HAS_CHUNKING;
-		else if (kw_is(text, kn, "PIPELINING"))
+		else if (ascii_word_eq(text, kn, "PIPELINING"))
 			has |= EHLO_HAS_PIPELINING;
-		else if (kw_is(text, kn, "8BITMIME"))
+		else if (ascii_word_eq(text, kn, "8BITMIME"))
 			has |= EHLO_HAS_8BITMIME;
-		else if (kw_is(text, kn, "SMTPUTF8"))
+		else if (ascii_word_eq(text, kn, "SMTPUTF8"))
 			has |= EHLO_HAS_SMTPUTF8;
 		if (!drop)
 			out_line(&o, &pend, &pendlen, text, tn);

@@ -17,13 +17,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "ascii.h"
 #include "smtp_parse.h"
-
-static int
-lc(int c)
-{
-	return (c >= 'A' && c <= 'Z') ? c - 'A' + 'a' : c;
-}
 
 static int
 is_sp(int c)
@@ -118,17 +113,6 @@ smtp_verb_name(enum smtp_verb v)
 	return verb_names[v];
 }
 
-static int
-word_eq(const char *s, size_t len, const char *word)
-{
-	size_t	i;
-
-	for (i = 0; i < len; i++)
-		if (word[i] == '\0' || lc((unsigned char)s[i]) != lc(word[i]))
-			return 0;
-	return word[len] == '\0';
-}
-
 void
 smtp_cmd_parse(const char *line, size_t len, struct smtp_cmd *out)
 {
@@ -140,7 +124,7 @@ smtp_cmd_parse(const char *line, size_t len, struct smtp_cmd *out)
 		;
 	out->verb = SMTP_V_UNKNOWN;
 	for (v = SMTP_V_UNKNOWN + 1; v < SMTP_V__COUNT; v++)
-		if (vlen > 0 && word_eq(line, vlen, verb_names[v])) {
+		if (vlen > 0 && ascii_word_eq(line, vlen, verb_names[v])) {
 			out->verb = (enum smtp_verb)v;
 			break;
 		}
@@ -462,7 +446,8 @@ smtp_bdat_parse(const char *arg, size_t arglen, uint64_t *size, int *last)
 	if (i < arglen) {
 		for (j = i; j < arglen && is_sp(arg[j]); j++)
 			;
-		if (j == i || arglen - j != 4 || !word_eq(arg + j, 4, "LAST"))
+		if (j == i || arglen - j != 4 ||
+		    !ascii_word_eq(arg + j, 4, "LAST"))
 			return -1;
 		l = 1;
 	}
