@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "log.h"
 
 #define LOG_LINE_MAX	8192
@@ -486,4 +487,17 @@ log_kv(int level, const char *event, ...)
 	va_end(ap);
 	lb_end(&b);
 	errno = saved;
+}
+
+void
+strlist_log_warnings(const struct strlist *l)
+{
+	size_t	i;
+
+	for (i = 0; i < l->n; i++) {
+		if (strncmp(l->v[i], "error: ", 7) == 0)
+			log_error("%s", l->v[i] + 7);
+		else
+			log_warnx("%s", l->v[i]);
+	}
 }

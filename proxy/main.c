@@ -46,13 +46,16 @@ version(void)
 	    LIBCONFIG_VER_MINOR, LIBCONFIG_VER_REVISION);
 }
 
+/* Messages already "error: "-prefixed (certificate validity) are left to
+ * the certificate report, which prints them with their path. */
 static void
 print_list(FILE *f, const char *prefix, const struct strlist *l)
 {
 	size_t i;
 
 	for (i = 0; i < l->n; i++)
-		fprintf(f, "%s%s\n", prefix, l->v[i]);
+		if (strncmp(l->v[i], "error: ", 7) != 0)
+			fprintf(f, "%s%s\n", prefix, l->v[i]);
 }
 
 int
@@ -129,8 +132,7 @@ main(int argc, char *argv[])
 		return 1;
 	}
 	log_init(cfg->log_level, cfg->log_format == LOG_FORMAT_JSON);
-	for (size_t i = 0; i < warns.n; i++)
-		log_warnx("%s", warns.v[i]);
+	strlist_log_warnings(&warns);
 	strlist_free(&errs);
 	strlist_free(&warns);
 	log_info("starttls-proxy %s starting (%s)", STP_VERSION, path);

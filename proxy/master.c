@@ -488,8 +488,7 @@ master_reload(struct master *m)
 	cfg = master_load(m->cfg->path, &errs, &warns);
 	for (i = 0; i < errs.n; i++)
 		log_error("%s", errs.v[i]);
-	for (i = 0; i < warns.n; i++)
-		log_warnx("%s", warns.v[i]);
+	strlist_log_warnings(&warns);
 	strlist_free(&errs);
 	strlist_free(&warns);
 	if (cfg == NULL) {

@@ -99,6 +99,10 @@ def test_expired_certificate_is_served_at_normal_start(
     proxy = proxy_factory(sink, certificates=[
         {"cert": certs.cert("expired"), "key": certs.key("expired")}])
     assert certs.cert("expired") in proxy.stderr(), proxy.stderr()
+    # SPEC §5: logged as an error (but served).
+    lines = [ln for ln in proxy.stderr().splitlines()
+             if certs.cert("expired") in ln]
+    assert any(" error: " in ln and "expired" in ln for ln in lines), lines
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE     # an opportunistic sender
