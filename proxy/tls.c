@@ -86,6 +86,7 @@ struct tls_conn {
 	size_t			 chosen;	/* index into lsn->certs */
 	int			 has_sni;
 	int			 reneg;		/* a renegotiation was refused */
+	int			 ticket;	/* TLS 1.3 session ticket queued */
 	char			 sni[TLS_NAMELEN];
 	char			 err[160];
 };
@@ -407,7 +408,9 @@ tls_ctx_setup(SSL_CTX *ctx, const struct config *cfg,
 	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION |
 	    SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
 	SSL_CTX_clear_options(ctx, SSL_OP_NO_TICKET);
-	SSL_CTX_set_num_tickets(ctx, 1);
+	/* TLS 1.3 tickets are not sent with the handshake: tls_handshake()
+	 * queues one that leaves with the first reply (one write, not two). */
+	SSL_CTX_set_num_tickets(ctx, 0);
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
 	/* Resumption comes from stateless tickets, which every worker and
 	 * every copy behind a balancer can take; a per-process session cache
@@ -1076,8 +1079,14 @@ tls_handshake(struct tls_conn *c)
 	int	r, e;
 
 	ERR_clear_error();
-	if ((r = SSL_do_handshake(c->ssl)) == 1)
+	if ((r = SSL_do_handshake(c->ssl)) == 1) {
+		if (!c->ticket && SSL_version(c->ssl) == TLS1_3_VERSION) {
+			c->ticket = 1;
+			if (SSL_new_session_ticket(c->ssl) != 1)
+				ERR_clear_error();	/* no resumption, no harm */
+		}
 		return TLS_OK;
+	}
 	switch ((e = SSL_get_error(c->ssl, r))) {
 	case SSL_ERROR_WANT_READ:
 	case SSL_ERROR_WANT_WRITE:
