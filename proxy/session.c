@@ -103,6 +103,7 @@ enum in_mode {
 #define SF_LINGER		0x10000	/* last reply sent: FIN, drain, close */
 #define SF_QUIT			0x20000	/* that last reply answered QUIT */
 #define SF_HDR_PENDING		0x40000	/* Received: goes before the next content */
+#define SF_PREHEADER		0x80000	/* counted in w->n_preheader */
 
 struct wreq {
 	uv_write_t	 req;
@@ -1469,6 +1470,8 @@ sess_close(struct session *s, const char *why)
 		return;
 	if (s->end == NULL)
 		s->end = why;
+	if (s->flags & SF_PREHEADER)
+		w->n_preheader--;
 	sess_enter(s, SS_CLOSED);
 	sess_log(s);
 	stats_add(&s->st->conn_active, (uint64_t)-1);
@@ -1683,6 +1686,8 @@ proxy_header(struct session *s)
 		break;
 	}
 	buf_consume(&s->cin, h.len);
+	s->flags &= ~SF_PREHEADER;
+	s->w->n_preheader--;
 	if (!h.local) {
 		s->peer = h.src;
 		s->local = h.dst;
@@ -1742,6 +1747,15 @@ session_accept(struct lsn *l)
 	if (s->lc->proxy_protocol) {
 		addr_text(&s->peer, s->peer_addr, sizeof(s->peer_addr),
 		    s->peer_port, sizeof(s->peer_port));
+		/* The limits count real clients, known only from the header;
+		 * until then this worker holds at most max_connections. */
+		if (w->n_preheader >= (size_t)s->lc->limits.max_connections) {
+			stats_add(&s->st->conn_rejected_limit, 1);
+			sess_close(s, "too many connections without PROXY header");
+			return;
+		}
+		w->n_preheader++;
+		s->flags |= SF_PREHEADER;
 		s->state = SS_PROXY_HEADER;
 		sess_arm_timer(s);
 		update_reads(s);

@@ -64,6 +64,7 @@ struct worker {
 	size_t			 n_lsn;
 	struct session		*sessions;	/* list head */
 	size_t			 n_sessions;
+	size_t			 n_preheader;	/* waiting for a PROXY header */
 	uint64_t		 next_id;
 	int			 stopping;	/* 0, 1 grace, 2 421 sent */
 	uv_timer_t		 stop_timer;
