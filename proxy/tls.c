@@ -201,27 +201,39 @@ tls_keydesc(const EVP_PKEY *pk, char *buf, size_t size)
  * after it) from a PEM file.  On failure writes a message without the path
  * to err and returns -1.
  */
+/* A PEM file as a BIO, or NULL with err set (the system's reason, such as
+ * "No such file or directory"). */
+static BIO *
+tls_open_pem(const char *path, char *err, size_t errsize)
+{
+	FILE	*fp;
+	BIO	*bio;
+
+	if ((fp = fopen(path, "r")) == NULL) {
+		snprintf(err, errsize, "%s", strerror(errno));
+		return NULL;
+	}
+	if ((bio = BIO_new_fp(fp, BIO_CLOSE)) == NULL) {
+		fclose(fp);
+		snprintf(err, errsize, "out of memory");
+		return NULL;
+	}
+	ERR_clear_error();
+	return bio;
+}
+
 static int
 tls_read_cert(const char *path, X509 **leaf, STACK_OF(X509) **chain,
     char *err, size_t errsize)
 {
-	FILE	*fp;
 	BIO	*bio;
 	X509	*x;
 
 	*leaf = NULL;
 	if (chain != NULL)
 		*chain = NULL;
-	if ((fp = fopen(path, "r")) == NULL) {
-		snprintf(err, errsize, "%s", strerror(errno));
+	if ((bio = tls_open_pem(path, err, errsize)) == NULL)
 		return -1;
-	}
-	if ((bio = BIO_new_fp(fp, BIO_CLOSE)) == NULL) {
-		fclose(fp);
-		snprintf(err, errsize, "out of memory");
-		return -1;
-	}
-	ERR_clear_error();
 	if ((*leaf = PEM_read_bio_X509(bio, NULL, tls_nopass, NULL)) == NULL) {
 		BIO_free(bio);
 		ERR_clear_error();
@@ -258,20 +270,11 @@ tls_read_cert(const char *path, X509 **leaf, STACK_OF(X509) **chain,
 static int
 tls_read_key(const char *path, EVP_PKEY **pk, char *err, size_t errsize)
 {
-	FILE	*fp;
 	BIO	*bio;
 
 	*pk = NULL;
-	if ((fp = fopen(path, "r")) == NULL) {
-		snprintf(err, errsize, "%s", strerror(errno));
+	if ((bio = tls_open_pem(path, err, errsize)) == NULL)
 		return -1;
-	}
-	if ((bio = BIO_new_fp(fp, BIO_CLOSE)) == NULL) {
-		fclose(fp);
-		snprintf(err, errsize, "out of memory");
-		return -1;
-	}
-	ERR_clear_error();
 	*pk = PEM_read_bio_PrivateKey(bio, NULL, tls_nopass, NULL);
 	BIO_free(bio);
 	ERR_clear_error();
