@@ -877,3 +877,16 @@ def metric(samples, name, **labels):
         name, labels, sorted(n + str(dict(l)) for n, l in samples
                              if n == name))
     return samples[key]
+
+
+def connect_refused(port, timeout=5):
+    """True when a TCP connect to 127.0.0.1:port is refused."""
+    s = socket.socket()
+    s.settimeout(timeout)
+    try:
+        s.connect(("127.0.0.1", port))
+    except ConnectionRefusedError:
+        return True
+    finally:
+        s.close()
+    return False

@@ -25,17 +25,6 @@ def wait_session_lines(proxy, n, timeout=5.0):
         "expected %d session log lines:\n%s" % (n, proxy.stderr()[-4000:]))
 
 
-def connect_refused(port):
-    s = socket.socket()
-    s.settimeout(3)
-    try:
-        s.connect(("127.0.0.1", port))
-    except ConnectionRefusedError:
-        return True
-    finally:
-        s.close()
-    return False
-
 
 # -- graceful stop -----------------------------------------------------------
 
@@ -62,7 +51,7 @@ def test_graceful_stop_finishes_sessions_then_421(sink, proxy_factory,
     time.sleep(0.3)
     # No new sessions once stopping: the listening sockets are closed.
     assert not helpers.port_listening(proxy.port)
-    assert connect_refused(proxy.port), "new connection accepted"
+    assert helpers.connect_refused(proxy.port), "new connection accepted"
 
     # The session that finishes its message in the grace period gets the
     # backend's 250, not 421, and its QUIT answered.

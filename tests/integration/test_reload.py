@@ -223,17 +223,6 @@ def test_bad_reload_keeps_running_config(sink, proxy_factory, certs,
         ("220 %s\r\n" % NEW_BANNER).encode(), certs.der("mx2"))
 
 
-def connect_refused(port):
-    s = socket.socket()
-    s.settimeout(5)
-    try:
-        s.connect(("127.0.0.1", port))
-    except ConnectionRefusedError:
-        return True
-    finally:
-        s.close()
-    return False
-
 
 def test_reload_adds_and_removes_listeners(sink, proxy_factory, certs,
                                           tls_ctx):
@@ -267,7 +256,7 @@ def test_reload_adds_and_removes_listeners(sink, proxy_factory, certs,
     reload(proxy, cfg)
     assert helpers.wait_until(lambda: not helpers.port_listening(port_a),
                               5), "port %d still listening" % port_a
-    assert connect_refused(port_a), "port %d still accepts" % port_a
+    assert helpers.connect_refused(port_a), "port %d still accepts" % port_a
     r = helpers.send_tls_message(port_b, tls_ctx,
                                  b"Subject: via-sub-2\r\n\r\nc\r\n")
     assert r["end"].code == 250
