@@ -190,6 +190,7 @@ static const struct cfg_field limits_fields[] = {
 	F_INT("max_connections_per_ip", 100, 1, 1000000, L,
 	    limits.max_connections_per_ip),
 	F_INT("idle_timeout", 300, 1, 86400, L, limits.idle_timeout),
+	F_INT("data_timeout", 3600, 1, 86400, L, limits.data_timeout),
 	F_INT("max_line", 4096, 512, 65536, L, limits.max_line),
 	F_END
 };

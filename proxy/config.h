@@ -88,6 +88,7 @@ struct cfg_listener {
 		int	max_connections;
 		int	max_connections_per_ip;
 		int	idle_timeout;
+		int	data_timeout;
 		int	max_line;
 	} limits;
 };
