@@ -24,8 +24,11 @@
  * handle's close callback, never earlier: code that may close checks the
  * state and returns without further work.
  */
-#include <arpa/inet.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -52,7 +55,8 @@
 #define HIGH_MARK	(256 * 1024)	/* queued toward one side: stop the other */
 #define TLS_IN_CAP	(64 * 1024)	/* ciphertext not yet decrypted */
 #define REPLYQ_CAP	128		/* pipelined commands in flight */
-#define BACKEND_REPLY_TIMEOUT 600	/* seconds, RFC 5321 §4.5.3.2 DATA end */
+#define UNSOLICITED_MAX	(1024 * 1024)	/* unsolicited backend bytes tolerated */
+#define STALE_DRAIN_MAX	(4 * 1024 * 1024) /* stale bytes read at once, at most */
 #define CLOSE_LINGER	5		/* seconds to flush a last reply */
 #define DRAIN_LINGER	2		/* seconds to read the client's last bytes */
 #define PROXY_TIMEOUT	10		/* seconds for a PROXY header (SPEC §3) */
@@ -104,6 +108,18 @@ enum in_mode {
 #define SF_QUIT			0x20000	/* that last reply answered QUIT */
 #define SF_HDR_PENDING		0x40000	/* Received: goes before the next content */
 #define SF_PREHEADER		0x80000	/* counted in w->n_preheader */
+#define SF_STALE		0x100000 /* STARTTLS taken: backend bytes are stale
+					    until the first command after TLS */
+#define SF_XSENT		0x200000 /* XCLIENT sent on this backend connection */
+#define SF_XHOLD		0x400000 /* XCLIENT's reply pending: send nothing */
+
+/* What the session timer measures in SS_COMMANDS (see sess_arm_timer). */
+enum timer_kind {
+	TK_IDLE = 0,		/* no complete command for idle_timeout */
+	TK_REPLY,		/* the backend's reply to the oldest command */
+	TK_PAUSE,		/* a pause inside message content */
+	TK_CONTENT		/* one message's (or chunk's) whole content */
+};
 
 struct wreq {
 	uv_write_t	 req;
@@ -163,6 +179,18 @@ struct session {
 	unsigned		 refusals;
 	uint64_t		 start_ms;
 	uint64_t		 hs_start_ms;
+
+	/* Timer bases, loop milliseconds (sess_arm_timer). */
+	uint64_t		 t_active;	/* last command or reply */
+	uint64_t		 t_wait;	/* the oldest waiting command's clock */
+	uint64_t		 t_content;	/* this content's first byte */
+	uint64_t		 t_content_last; /* its latest byte */
+	enum timer_kind		 tk;
+
+	/* Backend output nobody asked for: counted, logged once. */
+	uint64_t		 unsol_bytes;	/* outside the STARTTLS window */
+	unsigned		 unsol_replies;
+	uint64_t		 stale_bytes;	/* discarded around STARTTLS */
 };
 
 static void	sess_pump(struct session *);
@@ -205,6 +233,16 @@ reply_local(struct session *s, enum smtp_verb verb, uint16_t flags,
 		n = snprintf(line, sizeof(line), "%d %s\r\n", code, enh);
 	if (replyq_push_local(&s->rq, verb, flags, line, (size_t)n) == NULL)
 		sess_close(s, "out of memory");
+}
+
+/* A slot for a command the backend will answer; the clock of its reply
+ * timeout starts now when nothing else is waiting.  NULL when full. */
+static struct reply_slot *
+push_backend(struct session *s, enum smtp_verb verb, uint16_t flags)
+{
+	if (s->rq.nwait == 0)
+		s->t_wait = uv_now(&s->w->loop);
+	return replyq_push_backend(&s->rq, verb, flags);
 }
 
 /* --- writing --------------------------------------------------------- */
@@ -332,7 +370,9 @@ flush_client(struct session *s)
 static void
 flush_backend(struct session *s)
 {
-	if (s->state == SS_CLOSED || s->bout.len == 0)
+	/* After XCLIENT nothing leaves before its reply (SPEC §4). */
+	if (s->state == SS_CLOSED || s->bout.len == 0 ||
+	    (s->flags & SF_XHOLD))
 		return;
 	if (!(s->flags & SF_BE_GONE) && stream_send(s, &s->be.stream,
 	    buf_data(&s->bout), s->bout.len, 0) < 0) {
@@ -354,6 +394,13 @@ backend_send(struct session *s, const char *p, size_t len)
 	flush_backend(s);
 	if (s->state == SS_CLOSED || (s->flags & SF_BE_GONE))
 		return -1;
+	if (s->flags & SF_XHOLD) {
+		if (buf_append(&s->bout, p, len) < 0) {
+			sess_close(s, "out of memory");
+			return -1;
+		}
+		return 0;
+	}
 	if (stream_send(s, &s->be.stream, p, len, 0) < 0) {
 		backend_failed(s, "backend write error",
 		    "421 4.4.2 Connection to the mail server lost\r\n");
@@ -497,6 +544,7 @@ handshake_done(struct session *s)
 	smtp_framer_init(&s->framer, (size_t)s->lc->limits.max_line);
 	buf_consume(&s->bin, s->bin.len);
 	s->in = IN_CMD;
+	s->t_active = uv_now(&s->w->loop);
 	if (!(s->flags & SF_BE_OPEN)) {		/* implicit TLS: now the backend */
 		backend_start(s);
 		return;
@@ -598,10 +646,13 @@ handle_backend_reply(struct session *s, struct reply_slot *slot,
 			if (r->code == 250)
 				s->facts.backend_chunking =
 				    (seen & EHLO_HAS_CHUNKING) != 0;
-		} else if (slot->verb == SMTP_V_XCLIENT && r->code != 220)
-			log_warnx("%s: backend %s refused XCLIENT: %.*s", s->id,
+		} else if (slot->verb == SMTP_V_XCLIENT) {
+			s->flags &= ~SF_XHOLD;	/* held commands may go */
+			if (r->code != 220)
+				log_warnx("%s: backend %s refused XCLIENT: %.*s", s->id,
 			    s->lc->backend.address.text,
 			    (int)(r->len > 200 ? 200 : r->len - 2), text);
+		}
 	} else if (slot->verb == SMTP_V_EHLO) {
 		flags = 0;
 		if (!(s->flags & SF_TLS)) {
@@ -627,6 +678,7 @@ handle_backend_reply(struct session *s, struct reply_slot *slot,
 	} else if (slot->verb == SMTP_V_DATA && !(slot->flags & RS_MSGEND)) {
 		if (r->code == 354) {
 			s->in = IN_DATA;
+			s->t_content = s->t_content_last = uv_now(&s->w->loop);
 			smtp_datascan_init(&s->ds);
 			/* The header leaves with the first content bytes. */
 			if (s->lc->received_header)
@@ -648,7 +700,7 @@ handle_backend_reply(struct session *s, struct reply_slot *slot,
 		int n = snprintf(ehlo, sizeof(ehlo), "EHLO %s",
 		    s->w->hostname);
 
-		if (replyq_push_backend(&s->rq, SMTP_V_EHLO, RS_SWALLOW) ==
+		if (push_backend(s, SMTP_V_EHLO, RS_SWALLOW) ==
 		    NULL) {
 			sess_close(s, "out of memory");
 			return;
@@ -671,6 +723,12 @@ process_backend_input(struct session *s)
 
 	while (s->state != SS_CLOSED && s->bin.len > 0 &&
 	    !(s->flags & SF_BE_GONE)) {
+		if (s->flags & SF_STALE) {
+			/* Sent before the handshake: never for the client. */
+			s->stale_bytes += s->bin.len;
+			buf_consume(&s->bin, s->bin.len);
+			break;
+		}
 		if (client_queued(s) > HIGH_MARK)
 			break;
 		st = smtp_reply_parse(buf_data(&s->bin), s->bin.len,
@@ -684,13 +742,21 @@ process_backend_input(struct session *s)
 			    "421 4.4.2 Mail server protocol error\r\n");
 			return;
 		}
-		if ((slot = replyq_waiting(&s->rq)) == NULL ||
-		    s->state == SS_STARTTLS_DRAIN ||
-		    s->state == SS_HANDSHAKE) {
-			log_info("%s: dropped unsolicited reply from backend "
-			    "(%d, %zu bytes)", s->id, r.code, r.len);
-		} else
+		if ((slot = replyq_waiting(&s->rq)) == NULL) {
+			/* Counted and logged once, at the end (SPEC §4). */
+			s->unsol_replies++;
+			s->unsol_bytes += r.len;
+			if (s->unsol_bytes > UNSOLICITED_MAX) {
+				buf_consume(&s->bin, s->bin.len);
+				backend_failed(s, "backend keeps sending "
+				    "unsolicited output", "421 4.4.2 Mail "
+				    "server protocol error\r\n");
+				return;
+			}
+		} else {
 			handle_backend_reply(s, slot, buf_data(&s->bin), &r);
+			s->t_active = s->t_wait = uv_now(&s->w->loop);
+		}
 		buf_consume(&s->bin, r.len);
 		if (s->state != SS_CLOSED)
 			sess_arm_timer(s);
@@ -701,9 +767,53 @@ process_backend_input(struct session *s)
 
 /* --- client commands ------------------------------------------------- */
 
+/*
+ * The first command after TLS is about to leave: whatever the backend sent
+ * before it is stale, read or not (SPEC §4).  Drop what is buffered and
+ * what still sits unread in the socket, read here until it would block;
+ * what arrives later is a reply or counted as unsolicited.
+ */
+static void
+stale_drain(struct session *s)
+{
+	uv_os_fd_t fd;
+	ssize_t n;
+	size_t total = 0;
+
+	s->flags &= ~SF_STALE;
+	s->stale_bytes += s->bin.len;
+	buf_consume(&s->bin, s->bin.len);
+	if (!(s->flags & SF_BE_OPEN) || (s->flags & (SF_BE_GONE | SF_BE_EOF)) ||
+	    uv_fileno(&s->be.handle, &fd) < 0)
+		return;
+	while (total < STALE_DRAIN_MAX) {
+		n = recv(fd, s->w->rdbuf, sizeof(s->w->rdbuf), MSG_DONTWAIT);
+		if (n > 0) {
+			total += (size_t)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			break;
+		s->flags |= SF_BE_EOF;		/* closed, or an error */
+		if (s->flags & SF_BE_READING) {
+			uv_read_stop(&s->be.stream);
+			s->flags &= ~SF_BE_READING;
+		}
+		break;
+	}
+	s->stale_bytes += total;
+	if (total >= STALE_DRAIN_MAX)
+		backend_failed(s, "backend keeps sending unsolicited output",
+		    "421 4.4.2 Mail server protocol error\r\n");
+}
+
 static void
 forward_line(struct session *s, const char *line, size_t len)
 {
+	if (s->flags & SF_STALE)
+		stale_drain(s);
 	if (buf_append(&s->bout, line, len) < 0 ||
 	    buf_append(&s->bout, "\r\n", 2) < 0) {
 		sess_close(s, "out of memory");
@@ -716,7 +826,7 @@ static void
 forward_cmd(struct session *s, enum smtp_verb verb, uint16_t flags,
     const char *line, size_t len)
 {
-	if (replyq_push_backend(&s->rq, verb, flags) == NULL) {
+	if (push_backend(s, verb, flags) == NULL) {
 		sess_close(s, "out of memory");
 		return;
 	}
@@ -763,7 +873,7 @@ do_bdat(struct session *s, const struct smtp_cmd *cmd, const char *line,
 		    "Syntax error in BDAT parameters");
 		return;
 	}
-	if (replyq_push_backend(&s->rq, SMTP_V_BDAT,
+	if (push_backend(s, SMTP_V_BDAT,
 	    last ? RS_MSGEND : 0) == NULL) {
 		sess_close(s, "out of memory");
 		return;
@@ -786,33 +896,48 @@ do_bdat(struct session *s, const struct smtp_cmd *cmd, const char *line,
 	if (size > 0) {
 		s->bdat_left = size;
 		s->in = IN_BDAT;
+		s->t_content = s->t_content_last = uv_now(&s->w->loop);
 	}
 }
 
 /*
  * Tell a Postfix-style backend who the client is (XCLIENT, sent only when
- * the backend offered it); its 220 is the proxy's, never relayed.  Values
- * are xtext, so nothing from the client can add a CR, LF or space.
+ * the backend offered it), once per backend connection, before the first
+ * command forwarded, with what is known then (the HELO name when that
+ * command is EHLO/HELO).  Its 220 is the proxy's, never relayed; until it
+ * comes nothing else is sent (Postfix refuses pipelining after XCLIENT).
+ * Values are xtext, so nothing from the client can add a CR, LF or space.
  */
 static void
-send_xclient(struct session *s, int esmtp)
+send_xclient(struct session *s, const struct smtp_cmd *cmd)
 {
-	char line[600], addr[INET6_ADDRSTRLEN + 8];
+	char line[600], addr[INET6_ADDRSTRLEN + 8], helo[256];
+	const char *h = NULL, *proto = NULL;
 	size_t n;
 
+	s->flags |= SF_XSENT;
 	if (s->peer.ss_family == AF_INET6 && strchr(s->peer_addr, ':'))
 		snprintf(addr, sizeof(addr), "IPV6:%s", s->peer_addr);
 	else
 		snprintf(addr, sizeof(addr), "%s", s->peer_addr);
-	n = xclient_line(addr, s->peer_port, "[UNAVAILABLE]", s->helo,
-	    esmtp ? "ESMTP" : "SMTP", line, sizeof(line));
+	if (cmd->verb == SMTP_V_EHLO || cmd->verb == SMTP_V_HELO) {
+		n = cmd->arglen < sizeof(helo) ? cmd->arglen : sizeof(helo) - 1;
+		memcpy(helo, cmd->arg, n);
+		helo[n] = '\0';
+		h = helo;
+		proto = cmd->verb == SMTP_V_EHLO ? "ESMTP" : "SMTP";
+	}
+	n = xclient_line(addr, s->peer_port, "[UNAVAILABLE]", h, proto, line,
+	    sizeof(line));
 	if (n == 0)
 		return;
-	if (replyq_push_backend(&s->rq, SMTP_V_XCLIENT, RS_SWALLOW) == NULL) {
+	if (push_backend(s, SMTP_V_XCLIENT, RS_SWALLOW) == NULL) {
 		sess_close(s, "out of memory");
 		return;
 	}
 	forward_line(s, line, n);
+	flush_backend(s);
+	s->flags |= SF_XHOLD;
 }
 
 static void
@@ -842,6 +967,8 @@ handle_command(struct session *s, const char *line, size_t len)
 		    size > 0) {
 			s->bdat_left = size;
 			s->in = IN_BDAT_DISCARD;
+			s->t_content = s->t_content_last =
+			    uv_now(&s->w->loop);
 		}
 		return;
 	}
@@ -854,6 +981,12 @@ handle_command(struct session *s, const char *line, size_t len)
 		return;
 	}
 
+	if ((s->flags & (SF_BE_XCLIENT | SF_XSENT | SF_BE_GONE)) ==
+	    SF_BE_XCLIENT && cmd.verb != SMTP_V_QUIT) {
+		send_xclient(s, &cmd);
+		if (s->state == SS_CLOSED)
+			return;
+	}
 	switch (cmd.verb) {
 	case SMTP_V_EHLO:
 	case SMTP_V_HELO:
@@ -867,8 +1000,6 @@ handle_command(struct session *s, const char *line, size_t len)
 		if (s->flags & SF_TLS)
 			s->facts.helo_since_tls = true;
 		s->flags &= ~SF_BDAT_TX;
-		if (s->flags & SF_BE_XCLIENT)
-			send_xclient(s, cmd.verb == SMTP_V_EHLO);
 		forward_cmd(s, cmd.verb, 0, line, len);
 		break;
 	case SMTP_V_MAIL:
@@ -929,18 +1060,28 @@ client_command(struct session *s)
 		handle_command(s, line, linelen);
 		break;
 	}
+	s->t_active = uv_now(&s->w->loop);
 	sess_arm_timer(s);
 	return 1;
 }
 
-/* Message content after DATA's 354. */
-static void
+/*
+ * Message content after DATA's 354; returns 0 when nothing can be done
+ * until more bytes arrive.  A CR that ends the input is held back, unread
+ * by the scanner, until the next byte shows whether it starts a CRLF: a
+ * backend must never get a CR that the proxy later finds bare (a legacy
+ * parser may take "\r\n.\r" as the end of the message, and whatever the
+ * client sends next as commands).
+ */
+static int
 client_data(struct session *s)
 {
 	const char *p = buf_data(&s->cin);
-	size_t n, fwd, bare_at;
+	size_t n, fwd, bare_at, avail = s->cin.len;
 	int ended = 0;
 
+	if (p[avail - 1] == '\r' && --avail == 0)
+		return 0;
 	if (s->flags & SF_HDR_PENDING) {
 		char hdr[RECEIVED_MAX];
 		size_t hl;
@@ -950,12 +1091,13 @@ client_data(struct session *s)
 		    (s->flags & SF_ESMTP) != 0);
 		if (hl > 0 && buf_append(&s->bout, hdr, hl) < 0) {
 			sess_close(s, "out of memory");
-			return;
+			return 0;
 		}
 	}
 	if (s->tls != NULL)
 		tls_set_bulk(s->tls, 1);
-	n = smtp_datascan_feed(&s->ds, p, s->cin.len, &ended, &bare_at);
+	s->t_content_last = uv_now(&s->w->loop);
+	n = smtp_datascan_feed(&s->ds, p, avail, &ended, &bare_at);
 	fwd = n;
 	if (s->in == IN_DATA && bare_at != (size_t)-1 &&
 	    s->lc->policy.bare_newline == BARE_NEWLINE_REJECT) {
@@ -971,19 +1113,19 @@ client_data(struct session *s)
 	if (s->in == IN_DATA || fwd < n) {
 		/* Straight from the decrypted input to the socket. */
 		if (backend_send(s, p, fwd) < 0)
-			return;
+			return 0;
 		s->bytes_in += fwd;
 	}
 	buf_consume(&s->cin, n);
 	if (!ended)
-		return;
+		return 1;
 	if (s->tls != NULL)
 		tls_set_bulk(s->tls, 0);
 	if (s->in == IN_DATA) {
 		s->in = IN_CMD;
-		if (replyq_push_backend(&s->rq, SMTP_V_DATA, RS_MSGEND) == NULL)
+		if (push_backend(s, SMTP_V_DATA, RS_MSGEND) == NULL)
 			sess_close(s, "out of memory");
-		return;
+		return 1;
 	}
 	/* Poisoned: refuse it and drop the backend, which still waits for
 	 * the end of this message and so never completes it. */
@@ -993,6 +1135,7 @@ client_data(struct session *s)
 	    "Message refused: bare CR or LF in message content");
 	sess_fail(s, "smuggling attempt refused",
 	    "421 4.3.0 Closing connection after a refused message\r\n");
+	return 1;
 }
 
 static void
@@ -1011,8 +1154,11 @@ client_bdat_chunk(struct session *s)
 	}
 	buf_consume(&s->cin, n);
 	s->bdat_left -= n;
-	if (s->bdat_left == 0)
+	s->t_content_last = uv_now(&s->w->loop);
+	if (s->bdat_left == 0) {
 		s->in = IN_CMD;
+		s->t_wait = s->t_content_last;	/* the backend's turn */
+	}
 }
 
 static void
@@ -1037,7 +1183,8 @@ process_client_input(struct session *s)
 			break;
 		case IN_DATA:
 		case IN_DATA_POISONED:
-			client_data(s);
+			if (!client_data(s))
+				return;
 			sess_arm_timer(s);
 			break;
 		case IN_BDAT:
@@ -1100,6 +1247,10 @@ flush_slots(struct session *s)
 			sess_enter(s, SS_STARTTLS_DRAIN);
 			s->in = IN_IGNORE;
 			buf_consume(&s->cin, s->cin.len);
+			/* Every reply owed is out: what the backend sends
+			 * from now until the first command after TLS is
+			 * stale (SPEC §4). */
+			s->flags |= SF_STALE;
 			break;
 		}
 		if (flags & RS_CLOSE) {
@@ -1166,6 +1317,38 @@ update_reads(struct session *s)
 
 /* --- the pump ---------------------------------------------------------- */
 
+/*
+ * The client closed its side (all its bytes processed): may the session
+ * end now?  Yes, at once, with an incomplete message (DATA content or a
+ * BDAT chunk: abandoned, the backend never gets its end) and before the
+ * dialogue (nothing owed); otherwise once the replies owed to commands
+ * the backend already has are sent (SPEC §4 "Client gone").
+ */
+static int
+client_gone(struct session *s)
+{
+	switch (s->state) {
+	case SS_COMMANDS:
+		break;
+	case SS_BACKEND_CONNECT:
+	case SS_GREETING:
+		return s->cin.len == 0;	/* else commands wait for it */
+	default:
+		return 1;
+	}
+	switch (s->in) {
+	case IN_DATA:
+	case IN_DATA_POISONED:
+	case IN_BDAT:
+	case IN_BDAT_DISCARD:
+		if (s->end == NULL)
+			s->end = "client closed in message content";
+		return 1;
+	default:
+		return s->rq.n == 0;
+	}
+}
+
 static void
 sess_pump(struct session *s)
 {
@@ -1207,8 +1390,7 @@ sess_pump(struct session *s)
 		flush_client(s);
 		if (s->state == SS_CLOSED)
 			break;
-		if ((s->flags & SF_CLIENT_EOF) && s->rq.n == 0 &&
-		    s->in != IN_DATA_WAIT) {
+		if ((s->flags & SF_CLIENT_EOF) && client_gone(s)) {
 			sess_close(s, s->end ? s->end : "client closed");
 			break;
 		}
@@ -1283,8 +1465,15 @@ on_client_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b)
 		return;
 	}
 	if (nread < 0) {
-		if (nread != UV_EOF)
-			s->end = "client read error";
+		if (nread != UV_EOF) {
+			/* A reset: no reply can reach it any more. */
+			log_debug("%s: client read: %s", s->id,
+			    uv_strerror((int)nread));
+			if (s->state == SS_HANDSHAKE)
+				stats_add(&s->st->hs_failed[HSF_CLOSED], 1);
+			sess_close(s, "client reset");
+			return;
+		}
 		s->flags |= SF_CLIENT_EOF;
 		if (s->state == SS_HANDSHAKE) {
 			stats_add(&s->st->hs_failed[HSF_CLOSED], 1);
@@ -1352,8 +1541,9 @@ on_timer(uv_timer_t *t)
 		break;
 	case SS_BACKEND_CONNECT:
 	case SS_GREETING:
-		log_warnx("%s: backend %s: timeout", s->id,
-		    s->lc->backend.address.text);
+		log_warnx("%s: backend %s: %s timeout", s->id,
+		    s->lc->backend.address.text, s->state == SS_GREETING ?
+		    "greeting" : "connect");
 		backend_failed(s, "backend timeout",
 		    "421 4.3.0 Mail server temporarily unavailable\r\n");
 		break;
@@ -1363,22 +1553,64 @@ on_timer(uv_timer_t *t)
 		break;
 	case SS_COMMANDS:
 	case SS_STARTTLS_DRAIN:
-		if (s->rq.nwait > 0)
+		switch (s->tk) {
+		case TK_REPLY:
+			log_warnx("%s: backend %s: reply timeout", s->id,
+			    s->lc->backend.address.text);
 			backend_failed(s, "backend reply timeout",
 			    "421 4.4.2 Mail server timeout\r\n");
-		else
+			break;
+		case TK_PAUSE:
+			sess_fail(s, "idle timeout in message content",
+			    "421 4.4.2 Idle timeout, closing connection\r\n");
+			break;
+		case TK_CONTENT:
+			log_info("%s: message content from %s took longer than "
+			    "%d s", s->id, s->peer_addr,
+			    s->lc->limits.data_timeout);
+			sess_fail(s, "data timeout",
+			    "421 4.4.2 Message took too long, closing "
+			    "connection\r\n");
+			break;
+		case TK_IDLE:
 			sess_fail(s, "idle timeout",
 			    "421 4.4.2 Idle timeout, closing connection\r\n");
+			break;
+		}
 		break;
 	case SS_CLOSED:
 		break;
 	}
 }
 
+/* Seconds a backend may take to answer a command (RFC 5321 §4.5.3.2). */
+static uint64_t
+reply_timeout(const struct reply_slot *slot)
+{
+	if (slot->flags & (RS_MSGEND | RS_GREETING))
+		return (slot->flags & RS_MSGEND) ? 600 : 300;
+	switch (slot->verb) {
+	case SMTP_V_DATA:
+		return 120;
+	case SMTP_V_BDAT:
+		return 600;	/* a chunk's reply is an end-of-data reply */
+	default:
+		return 300;
+	}
+}
+
+/*
+ * (Re)start the one timer for what the session waits for now.  In the
+ * dialogue: inside message content, the longest pause (idle_timeout) and
+ * the whole content (data_timeout) run; else the backend's reply to the
+ * oldest command still waiting, measured from when the backend got its
+ * turn (RFC 5321 §4.5.3.2); else the client's next complete command.
+ */
 static void
 sess_arm_timer(struct session *s)
 {
-	uint64_t secs;
+	const struct reply_slot *slot;
+	uint64_t secs, now, at, at2;
 
 	if (s->flags & SF_CLOSE_AFTER_FLUSH) {
 		uv_timer_start(&s->timer, on_timer, CLOSE_LINGER * 1000, 0);
@@ -1389,21 +1621,47 @@ sess_arm_timer(struct session *s)
 		secs = PROXY_TIMEOUT;
 		break;
 	case SS_BACKEND_CONNECT:
-	case SS_GREETING:
 		secs = (uint64_t)s->lc->backend.connect_timeout;
+		break;
+	case SS_GREETING:
+		secs = 300;
 		break;
 	case SS_HANDSHAKE:
 		secs = (uint64_t)s->lc->tls.handshake_timeout;
 		break;
 	case SS_CLOSED:
 		return;
+	case SS_COMMANDS:
+	case SS_STARTTLS_DRAIN:
 	default:
-		if (s->rq.nwait > 0 &&
-		    s->lc->limits.idle_timeout < BACKEND_REPLY_TIMEOUT)
-			secs = BACKEND_REPLY_TIMEOUT;
-		else
-			secs = (uint64_t)s->lc->limits.idle_timeout;
-		break;
+		now = uv_now(&s->w->loop);
+		switch (s->in) {
+		case IN_DATA:
+		case IN_DATA_POISONED:
+		case IN_BDAT:
+		case IN_BDAT_DISCARD:
+			at = s->t_content_last +
+			    (uint64_t)s->lc->limits.idle_timeout * 1000;
+			at2 = s->t_content +
+			    (uint64_t)s->lc->limits.data_timeout * 1000;
+			s->tk = at <= at2 ? TK_PAUSE : TK_CONTENT;
+			if (at2 < at)
+				at = at2;
+			break;
+		default:
+			if ((slot = replyq_waiting(&s->rq)) != NULL) {
+				at = s->t_wait + reply_timeout(slot) * 1000;
+				s->tk = TK_REPLY;
+			} else {
+				at = s->t_active +
+				    (uint64_t)s->lc->limits.idle_timeout * 1000;
+				s->tk = TK_IDLE;
+			}
+			break;
+		}
+		uv_timer_start(&s->timer, on_timer, at > now ? at - now : 0,
+		    0);
+		return;
 	}
 	uv_timer_start(&s->timer, on_timer, secs * 1000, 0);
 }
@@ -1473,6 +1731,11 @@ sess_close(struct session *s, const char *why)
 	if (s->flags & SF_PREHEADER)
 		w->n_preheader--;
 	sess_enter(s, SS_CLOSED);
+	if (s->unsol_replies > 0 || s->stale_bytes > 0)
+		log_info("%s: dropped backend output nobody asked for: %u "
+		    "unsolicited replies (%" PRIu64 " bytes), %" PRIu64
+		    " bytes sent before the TLS handshake", s->id,
+		    s->unsol_replies, s->unsol_bytes, s->stale_bytes);
 	sess_log(s);
 	stats_add(&s->st->conn_active, (uint64_t)-1);
 	stats_add(&s->st->bytes_in, s->bytes_in);
@@ -1597,7 +1860,7 @@ backend_start(struct session *s)
 	int r;
 
 	sess_enter(s, SS_BACKEND_CONNECT);
-	if (replyq_push_backend(&s->rq, SMTP_V_UNKNOWN, RS_GREETING) == NULL) {
+	if (push_backend(s, SMTP_V_UNKNOWN, RS_GREETING) == NULL) {
 		sess_close(s, "out of memory");
 		return;
 	}
