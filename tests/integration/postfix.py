@@ -42,7 +42,6 @@ import shutil
 import signal
 import subprocess
 import tempfile
-import time
 
 import helpers
 
