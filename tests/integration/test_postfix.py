@@ -106,6 +106,15 @@ def wait_disconnect(postfix, mark, n=1):
         " disconnect from ") >= n, what="%d disconnect line(s)" % n)
 
 
+@pytest.fixture(autouse=True)
+def _postfix_log_on_failure(postfix):
+    """Postfix's lines of this test, printed at teardown: pytest shows
+    them with a failure ("Captured stdout teardown")."""
+    mark = LogMark(postfix)
+    yield
+    print("== Postfix log during this test ==\n%s" % mark.text()[-6000:])
+
+
 @pytest.fixture
 def xproxy(proxy_factory, postfix):
     return proxy_factory(postfix.address,
