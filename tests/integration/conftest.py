@@ -185,3 +185,27 @@ def exim_proxy():
     e.stop()
     if os.environ.get("STP_KEEP_EXIM") is None:
         shutil.rmtree(e.dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def postfix():
+    """A private Postfix (module-scoped) unpacked from Debian's .deb by
+    scripts/get-postfix (run here if setup-deps has not): smtpd with
+    XCLIENT for 127.0.0.1 and smtpd_forbid_unauth_pipelining = yes on
+    .address, the same with smtpd_upstream_proxy_protocol = haproxy on
+    .proxy_address.  See postfix.py.  Stopped after the module; a process
+    of it left behind fails the teardown."""
+    import postfix as pf
+    if os.geteuid() != 0:
+        pytest.skip("the postfix backend needs root (master runs as root, "
+                    "queue owned by the postfix user)")
+    root, why = pf.ensure_unpacked()
+    if root is None:
+        pytest.skip(why)
+    pf.ensure_accounts()
+    p = pf.Postfix(root).start()
+    yield p
+    left = p.stop()
+    if os.environ.get("STP_KEEP_POSTFIX") is None:
+        shutil.rmtree(p.dir, ignore_errors=True)
+    assert not left, "postfix processes left after stop: %r" % left
