@@ -25,16 +25,19 @@
  * state and returns without further work.
  */
 #include <sys/ioctl.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "buf.h"
 #include "log.h"
@@ -121,6 +124,12 @@ enum timer_kind {
 	TK_CONTENT		/* one message's (or chunk's) whole content */
 };
 
+/* A MAIL or RCPT forwarded and not yet answered: its path, for the log. */
+struct pend {
+	uint8_t		 verb;
+	char		*path;
+};
+
 struct wreq {
 	uv_write_t	 req;
 	struct session	*s;
@@ -136,7 +145,7 @@ struct session {
 	size_t			 li;
 	struct lsn_limits	*limits;
 	struct stats		*st;		/* this worker's shard */
-	char			 id[24];
+	char			 id[32];
 	enum sess_state		 state;
 	enum in_mode		 in;
 	unsigned		 flags;
@@ -187,6 +196,15 @@ struct session {
 	uint64_t		 t_content_last; /* its latest byte */
 	enum timer_kind		 tk;
 
+	/* The transaction, for the message and refusal lines (SPEC §6). */
+	struct pend		*pend;		/* ring of REPLYQ_CAP, lazily */
+	size_t			 pend_head, pend_n;
+	char			*from;		/* accepted sender path */
+	char			*rcpts;		/* accepted recipients, "a,b" */
+	size_t			 rcpts_len;
+	unsigned		 nrcpt;
+	uint64_t		 msg_size;	/* content bytes of this message */
+
 	/* Backend output nobody asked for: counted, logged once. */
 	uint64_t		 unsol_bytes;	/* outside the STARTTLS window */
 	unsigned		 unsol_replies;
@@ -216,6 +234,160 @@ sess_enter(struct session *s, enum sess_state st)
 	log_debug("%s: %s -> %s", s->id, sess_state_names[s->state],
 	    sess_state_names[st]);
 	s->state = st;
+}
+
+/* --- the envelope, for the log --------------------------------------- */
+
+/* The path of "FROM:<a@b> SIZE=1" / "TO:<c@d>": "<a@b>", printable only,
+ * at most 256 bytes; NULL when out of memory. */
+static char *
+envelope_path(const char *arg, size_t len)
+{
+	const char *p = memchr(arg, ':', len);
+	char *out;
+	size_t i, n = 0;
+
+	if (p != NULL) {
+		len -= (size_t)(p + 1 - arg);
+		arg = p + 1;
+	}
+	while (len > 0 && (*arg == ' ' || *arg == '\t')) {
+		arg++;
+		len--;
+	}
+	if ((out = malloc(258)) == NULL)
+		return NULL;
+	for (i = 0; i < len && n < 256; i++) {
+		if (arg[i] == ' ' && (arg[0] != '<' || (i > 0 &&
+		    arg[i - 1] == '>')))
+			break;
+		out[n++] = (arg[i] > 32 && arg[i] < 127) ? arg[i] : '?';
+	}
+	out[n] = '\0';
+	return out;
+}
+
+/* MAIL or RCPT forwarded: remember its path until the backend answers. */
+static void
+envelope_push(struct session *s, enum smtp_verb verb, const struct smtp_cmd *cmd)
+{
+	struct pend *pe;
+
+	if (s->pend == NULL &&
+	    (s->pend = calloc(REPLYQ_CAP, sizeof(*s->pend))) == NULL)
+		return;
+	if (s->pend_n == REPLYQ_CAP)
+		return;
+	pe = &s->pend[(s->pend_head + s->pend_n++) % REPLYQ_CAP];
+	pe->verb = (uint8_t)verb;
+	pe->path = envelope_path(cmd->arg, cmd->arglen);
+}
+
+static void
+envelope_reset(struct session *s)
+{
+	free(s->from);
+	free(s->rcpts);
+	s->from = s->rcpts = NULL;
+	s->rcpts_len = 0;
+	s->nrcpt = 0;
+	s->msg_size = 0;
+}
+
+/* The backend answered a MAIL or RCPT with code. */
+static void
+envelope_answer(struct session *s, enum smtp_verb verb, int code)
+{
+	struct pend pe;
+	size_t n;
+	char *r;
+
+	if (s->pend_n == 0 || s->pend[s->pend_head].verb != verb)
+		return;
+	pe = s->pend[s->pend_head];
+	s->pend_head = (s->pend_head + 1) % REPLYQ_CAP;
+	s->pend_n--;
+	if (code < 200 || code > 299 || pe.path == NULL) {
+		free(pe.path);
+		return;
+	}
+	if (verb == SMTP_V_MAIL) {
+		envelope_reset(s);
+		s->from = pe.path;
+		return;
+	}
+	n = strlen(pe.path);
+	if (s->rcpts_len + n + 2 <= 4096 &&
+	    (r = realloc(s->rcpts, s->rcpts_len + n + 2)) != NULL) {
+		if (s->rcpts_len > 0)
+			r[s->rcpts_len++] = ',';
+		memcpy(r + s->rcpts_len, pe.path, n + 1);
+		s->rcpts_len += n;
+		s->rcpts = r;
+	}
+	s->nrcpt++;
+	free(pe.path);
+}
+
+static void
+envelope_free(struct session *s)
+{
+	while (s->pend_n > 0) {
+		free(s->pend[s->pend_head].path);
+		s->pend_head = (s->pend_head + 1) % REPLYQ_CAP;
+		s->pend_n--;
+	}
+	free(s->pend);
+	envelope_reset(s);
+}
+
+/* The backend's final reply to a message: one line per message. */
+static void
+log_message(struct session *s, const char *text, size_t len)
+{
+	char reply[256], size[24], nr[16];
+	size_t n = len;
+
+	if (n > 0 && memchr(text, '\n', n) != NULL)
+		n = (size_t)((const char *)memchr(text, '\n', n) - text);
+	while (n > 0 && (text[n - 1] == '\r' || text[n - 1] == '\n'))
+		n--;
+	if (n >= sizeof(reply))
+		n = sizeof(reply) - 1;
+	memcpy(reply, text, n);
+	reply[n] = '\0';
+	snprintf(size, sizeof(size), "%" PRIu64, s->msg_size);
+	snprintf(nr, sizeof(nr), "%u", s->nrcpt);
+	log_kv(LOG_INFO, "message",
+	    "id", s->id,
+	    "client", s->peer_addr,
+	    "from", s->from ? s->from : "-",
+	    "to", s->rcpts ? s->rcpts : "-",
+	    "#nrcpt", nr,
+	    "#size", size,
+	    "reply", reply,
+	    (char *)NULL);
+}
+
+/* A command the proxy refused itself (policy): one line. */
+static void
+log_refusal(struct session *s, enum smtp_verb verb, int code,
+    const char *enh, const char *reason)
+{
+	char c[8];
+
+	snprintf(c, sizeof(c), "%d", code);
+	log_kv(LOG_INFO, "refused",
+	    "id", s->id,
+	    "client", s->peer_addr,
+	    "command", smtp_verb_name(verb),
+	    "#code", c,
+	    "enhanced", enh,
+	    "reason", reason,
+	    "helo", s->helo ? s->helo : "-",
+	    "from", s->from ? s->from : "-",
+	    "to", s->rcpts ? s->rcpts : "-",
+	    (char *)NULL);
 }
 
 /* --- replies --------------------------------------------------------- */
@@ -540,6 +712,7 @@ handshake_done(struct session *s)
 	/* RFC 3207 §4.2: forget everything learnt before TLS. */
 	free(s->helo);
 	s->helo = NULL;
+	envelope_reset(s);
 	s->flags &= ~(SF_BDAT_TX | SF_ESMTP);
 	smtp_framer_init(&s->framer, (size_t)s->lc->limits.max_line);
 	buf_consume(&s->bin, s->bin.len);
@@ -686,9 +859,28 @@ handle_backend_reply(struct session *s, struct reply_slot *slot,
 		} else
 			s->in = IN_CMD;
 	}
-	if ((slot->flags & RS_MSGEND) && r->code >= 200 && r->code < 300) {
-		s->messages++;
-		stats_add(&s->st->messages, 1);
+	if (!(slot->flags & (RS_SWALLOW | RS_GREETING))) {
+		switch (slot->verb) {
+		case SMTP_V_MAIL:
+		case SMTP_V_RCPT:
+			envelope_answer(s, slot->verb, r->code);
+			break;
+		case SMTP_V_RSET:
+		case SMTP_V_EHLO:
+		case SMTP_V_HELO:
+			envelope_reset(s);
+			break;
+		default:
+			break;
+		}
+	}
+	if (slot->flags & RS_MSGEND) {
+		if (r->code >= 200 && r->code < 300) {
+			s->messages++;
+			stats_add(&s->st->messages, 1);
+		}
+		log_message(s, text, r->len);
+		envelope_reset(s);	/* the transaction is over */
 	}
 	if (replyq_fill(&s->rq, slot, rep, replen) < 0)
 		goto oom;
@@ -955,9 +1147,8 @@ handle_command(struct session *s, const char *line, size_t len)
 		if (v.reason != PR_PROTOCOL) {
 			s->refusals++;
 			stats_add(&s->st->refusals[v.reason], 1);
-			log_info("%s: refused %s from %s: %d %s (%s)", s->id,
-			    smtp_verb_name(cmd.verb), s->peer_addr, v.code,
-			    v.enh, policy_reason_name(v.reason));
+			log_refusal(s, cmd.verb, v.code, v.enh,
+			    policy_reason_name(v.reason));
 		}
 		reply_local(s, cmd.verb, 0, v.code, v.enh, v.text);
 		/* A refused BDAT's chunk still follows: drop it, never parse
@@ -1005,6 +1196,12 @@ handle_command(struct session *s, const char *line, size_t len)
 	case SMTP_V_MAIL:
 	case SMTP_V_RSET:
 		s->flags &= ~SF_BDAT_TX;
+		if (cmd.verb == SMTP_V_MAIL)
+			envelope_push(s, SMTP_V_MAIL, &cmd);
+		forward_cmd(s, cmd.verb, 0, line, len);
+		break;
+	case SMTP_V_RCPT:
+		envelope_push(s, SMTP_V_RCPT, &cmd);
 		forward_cmd(s, cmd.verb, 0, line, len);
 		break;
 	case SMTP_V_DATA:
@@ -1115,6 +1312,7 @@ client_data(struct session *s)
 		if (backend_send(s, p, fwd) < 0)
 			return 0;
 		s->bytes_in += fwd;
+		s->msg_size += fwd;
 	}
 	buf_consume(&s->cin, n);
 	if (!ended)
@@ -1123,6 +1321,7 @@ client_data(struct session *s)
 		tls_set_bulk(s->tls, 0);
 	if (s->in == IN_DATA) {
 		s->in = IN_CMD;
+		s->msg_size -= s->msg_size >= 3 ? 3 : s->msg_size; /* ".\r\n" */
 		if (push_backend(s, SMTP_V_DATA, RS_MSGEND) == NULL)
 			sess_close(s, "out of memory");
 		return 1;
@@ -1131,6 +1330,8 @@ client_data(struct session *s)
 	 * the end of this message and so never completes it. */
 	s->refusals++;
 	stats_add(&s->st->refusals[PR_BARE_NEWLINE], 1);
+	log_refusal(s, SMTP_V_DATA, 554, "5.5.2",
+	    policy_reason_name(PR_BARE_NEWLINE));
 	reply_local(s, SMTP_V_DATA, 0, 554, "5.5.2",
 	    "Message refused: bare CR or LF in message content");
 	sess_fail(s, "smuggling attempt refused",
@@ -1151,6 +1352,7 @@ client_bdat_chunk(struct session *s)
 			return;
 		}
 		s->bytes_in += n;
+		s->msg_size += n;
 	}
 	buf_consume(&s->cin, n);
 	s->bdat_left -= n;
@@ -1683,6 +1885,7 @@ on_handle_closed(uv_handle_t *h)
 	free(s->cout.p);
 	free(s->bout.p);
 	free(s->helo);
+	envelope_free(s);
 	cfg_unref(s->cfg);
 	free(s);
 }
@@ -1693,6 +1896,7 @@ sess_log(struct session *s)
 	char msgs[16], bin[24], bout[24], refs[16], dur[24];
 	uint64_t ms = uv_now(&s->w->loop) - s->start_ms;
 	int tls = (s->flags & SF_TLS) != 0;
+	const char *sni = s->tls != NULL ? tls_conn_sni(s->tls) : NULL;
 
 	snprintf(msgs, sizeof(msgs), "%u", s->messages);
 	snprintf(bin, sizeof(bin), "%" PRIu64, s->bytes_in);
@@ -1703,8 +1907,13 @@ sess_log(struct session *s)
 	log_kv(LOG_INFO, "session",
 	    "id", s->id,
 	    "client", s->peer_addr,
+	    "#client_port", s->peer_port,
 	    "listener", s->lc->name,
-	    "sni", tls && s->tinfo.sni ? s->tinfo.sni : "-",
+	    "helo", s->helo ? s->helo : "-",
+	    "sni", sni ? sni : "-",
+	    "cert", tls && s->tinfo.cert_name ? s->tinfo.cert_name : "-",
+	    "cert_key", tls && s->tinfo.cert_keytype ? s->tinfo.cert_keytype :
+		"-",
 	    "tls", tls ? s->tinfo.version : "-",
 	    "cipher", tls ? s->tinfo.cipher : "-",
 	    "client_cert", tls && s->tinfo.client_subject[0] ?
@@ -1958,6 +2167,34 @@ proxy_header(struct session *s)
 	sess_begin(s);
 }
 
+/*
+ * Session ids are unique across restarts and across copies behind one
+ * load balancer: the process's start time (seconds) and 16 random bits,
+ * then the worker and its counter.  20 hex digits, in logs and Received.
+ */
+static pthread_once_t	id_once = PTHREAD_ONCE_INIT;
+static uint32_t		id_time;
+static uint16_t		id_rand;
+
+static void
+session_id_init(void)
+{
+	uint16_t r = 0;
+
+	if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != (ssize_t)sizeof(r))
+		r = (uint16_t)(getpid() ^ (uintptr_t)&r);
+	id_time = (uint32_t)time(NULL);
+	id_rand = r;
+}
+
+static void
+session_id(char *out, size_t size, unsigned worker, uint64_t n)
+{
+	(void)pthread_once(&id_once, session_id_init);
+	snprintf(out, size, "%08" PRIx32 "%04x%02x%06" PRIx64, id_time,
+	    (unsigned)id_rand, worker & 0xff, n);
+}
+
 void
 session_accept(struct lsn *l)
 {
@@ -1976,8 +2213,7 @@ session_accept(struct lsn *l)
 	stats_add(&s->st->conn_total, 1);
 	stats_add(&s->st->conn_active, 1);
 	s->start_ms = uv_now(&w->loop);
-	snprintf(s->id, sizeof(s->id), "%02x%010" PRIx64, w->index & 0xff,
-	    ++w->next_id);
+	session_id(s->id, sizeof(s->id), w->index, ++w->next_id);
 	smtp_framer_init(&s->framer, (size_t)s->lc->limits.max_line);
 	s->facts.cert_available = s->lc->tls_mode == TLS_MODE_STARTTLS &&
 	    tls_listener_has_cert(s->cfg->tls, s->li);

@@ -1162,6 +1162,27 @@ tls_shutdown(struct tls_conn *c)
 	ERR_clear_error();
 }
 
+static const char *
+tls_keytype_name(enum tls_keytype t)
+{
+	switch (t) {
+	case TLS_KEY_RSA:
+		return "RSA";
+	case TLS_KEY_EC:
+		return "ECDSA";
+	case TLS_KEY_ED:
+		return "EdDSA";
+	default:
+		return "other";
+	}
+}
+
+const char *
+tls_conn_sni(const struct tls_conn *c)
+{
+	return c->has_sni ? c->sni : NULL;
+}
+
 void
 tls_get_info(struct tls_conn *c, struct tls_info *out)
 {
@@ -1182,6 +1203,7 @@ tls_get_info(struct tls_conn *c, struct tls_info *out)
 	out->sni = c->has_sni ? c->sni : NULL;
 	tc = &c->lsn->certs[c->chosen];
 	out->cert_name = tc->n_names > 0 ? tc->names[0] : NULL;
+	out->cert_keytype = tls_keytype_name(tc->keytype);
 
 	if ((peer = SSL_get1_peer_certificate(c->ssl)) == NULL)
 		return;

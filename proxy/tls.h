@@ -105,9 +105,14 @@ struct tls_info {
 	char		 client_subject[256];	/* "" when none */
 	char		 client_cn[256];	/* its CN, "" when none */
 	const char	*cert_name;	/* first name of the certificate served */
+	const char	*cert_keytype;	/* its key type: "ECDSA", "RSA", ... */
 };
 /* Facts of a completed handshake; pointers live as long as the conn. */
 void		 tls_get_info(struct tls_conn *c, struct tls_info *out);
+
+/* The server name the client asked for (SNI), also when the handshake
+ * failed after its ClientHello; NULL when none was sent. */
+const char	*tls_conn_sni(const struct tls_conn *c);
 
 /* Why the last TLS_ERROR happened, a short static-ish string for logs and
  * metrics ("handshake: no shared cipher", "renegotiation refused"...). */
