@@ -346,71 +346,68 @@ class Line:
 def smtp_session(port, msgid, tls_ctx=None, timeout=60.0, pause=0.0,
                  body_lines=3):
     """EHLO, [STARTTLS, EHLO,] MAIL, RCPT, DATA with a message tagged
-    X-Msg-Id: msgid, QUIT.  Returns (outcome, code-after-data or None,
-    detail).  outcome is "acked" (250 after the content), "refused"
-    (a 4xx/5xx somewhere; for the content reply, code says which),
-    "error" (the connection failed or closed before the content's reply
-    came; code is None) or "connect" (could not connect / no greeting)."""
+    X-Msg-Id: msgid, QUIT.  Returns (outcome, code, detail):
+      acked    250 after the content
+      refused  a reply other than the expected one (code says which; for
+               the content's reply: the message was not taken)
+      error    the content was sent and the connection failed or closed
+               with no reply to it (code None)
+      dropped  closed or failed after the greeting, before the content,
+               with no reply to the last command
+      connect  no session: connect failed, closed before the greeting,
+               or a non-220 greeting (code: the greeting's, e.g. 421)"""
     try:
         s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
     except OSError as e:
         return "connect", None, "connect: %s" % e
     stage = "greeting"
-    sent_end = False
     try:
         s.settimeout(timeout)
         r = Line(s)
         code, raw = r.reply()
         if code != 220:
             return "connect", code, "greeting %r" % raw[:200]
-        stage = "EHLO"
-        s.sendall(b"EHLO soak.test\r\n")
-        code, raw = r.reply()
-        if code != 250:
-            return "refused", None, "EHLO: %r" % raw[:200]
+        steps = [("EHLO", b"EHLO soak.test\r\n", 250)]
         if tls_ctx is not None:
-            stage = "STARTTLS"
-            s.sendall(b"STARTTLS\r\n")
-            code, raw = r.reply()
-            if code != 220:
-                return "refused", None, "STARTTLS: %r" % raw[:200]
-            s = tls_ctx.wrap_socket(s, server_hostname="mx1.example.org")
-            s.settimeout(timeout)
-            r = Line(s)
-            s.sendall(b"EHLO soak.test\r\n")
-            code, raw = r.reply()
-            if code != 250:
-                return "refused", None, "EHLO after TLS: %r" % raw[:200]
-        for stage, cmd, want in (
-                ("MAIL", b"MAIL FROM:<soak@example.org>\r\n", 250),
-                ("RCPT", b"RCPT TO:<rcpt@example.org>\r\n", 250),
-                ("DATA", b"DATA\r\n", 354)):
+            steps.append(("STARTTLS", b"STARTTLS\r\n", 220))
+        for stage, cmd, want in steps:
             s.sendall(cmd)
             code, raw = r.reply()
             if code != want:
-                return "refused", None, "%s: %r" % (stage, raw[:200])
-            if pause:
-                time.sleep(pause)
-        stage = "content"
+                return "refused", code, "%s: %r" % (stage, raw[:200])
+        if tls_ctx is not None:
+            stage = "TLS"
+            s = tls_ctx.wrap_socket(s, server_hostname="mx1.example.org")
+            s.settimeout(timeout)
+            r = Line(s)
         body = (b"From: <soak@example.org>\r\nX-Msg-Id: " + msgid.encode() +
                 b"\r\nSubject: soak\r\n\r\n" +
                 b"".join(b"line %d of the message\r\n" % i
                          for i in range(body_lines)))
-        sent_end = True
-        s.sendall(body + b".\r\n")
-        code, raw = r.reply()
-        dcode = code
+        steps = [("EHLO2", b"EHLO soak.test\r\n", 250)] if tls_ctx else []
+        steps += [("MAIL", b"MAIL FROM:<soak@example.org>\r\n", 250),
+                  ("RCPT", b"RCPT TO:<rcpt@example.org>\r\n", 250),
+                  ("DATA", b"DATA\r\n", 354),
+                  ("content", body + b".\r\n", 250)]
+        for stage, cmd, want in steps:
+            if pause and stage == "RCPT":
+                time.sleep(pause)
+            s.sendall(cmd)
+            code, raw = r.reply()
+            if code != want:
+                return "refused", code, "%s: %r" % (stage, raw[:200])
         try:
             s.sendall(b"QUIT\r\n")
             r.reply()
-        except (OSError, SessionError):
+        except (OSError, SessionError, ssl.SSLError):
             pass
-        if code == 250:
-            return "acked", code, ""
-        return "refused", code, "content: %r" % raw[:200]
+        return "acked", 250, ""
     except (OSError, SessionError, ssl.SSLError) as e:
-        return ("error" if sent_end else "refused"), None, \
-            "%s: %s" % (stage, e)
+        if stage == "greeting":
+            return "connect", None, "greeting: %s" % e
+        if stage == "content":
+            return "error", None, "content: %s" % e
+        return "dropped", None, "%s: %s" % (stage, e)
     finally:
         try:
             s.close()
@@ -516,7 +513,7 @@ def account(results, records, dup_risk_ok=None):
         elif ev.get("ev") == "replied":
             replied.update(ev.get("ids", []))
     c = {"sessions": len(results), "acked": 0, "refused": 0, "error": 0,
-         "connect": 0, "at_backend": 0, "lost": 0, "duplicate": 0,
+         "dropped": 0, "connect": 0, "at_backend": 0, "lost": 0, "duplicate": 0,
          "dup_risk": 0, "dup_risk_replied": 0, "stray": 0}
     v = []
     for mid, (outcome, code, detail) in sorted(results.items()):
