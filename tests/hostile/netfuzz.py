@@ -530,6 +530,9 @@ class Fuzzer:
             if self.first_violation_at is None:
                 self.first_violation_at = time.monotonic() - self.t0
             self.violations.append(text)
+            quiet = len(self.violations) > 20
+        if quiet:           # counted in the summary, not printed or saved
+            return
         common.log(PROG, "VIOLATION after %.1fs: %s" % (
             time.monotonic() - self.t0, text))
         os.makedirs(self.out, exist_ok=True)
