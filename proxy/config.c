@@ -415,6 +415,25 @@ cfg_note(struct cfg_ctx *x, const char *key, const config_setting_t *s)
 	p->line = (int)config_setting_source_line(s);
 }
 
+/* For a config built without a file (tests): the line kept in the
+ * listener or certificate that key is in, else 0. */
+static int
+cfg_struct_line(const struct config *c, const char *key)
+{
+	const struct cfg_listener	*l;
+	size_t				 li, ci;
+	int				 n = 0;
+
+	if (sscanf(key, "listeners[%zu]%n", &li, &n) != 1 || n == 0 ||
+	    li >= c->n_listeners)
+		return 0;
+	l = &c->listeners[li];
+	if (sscanf(key + n, ".tls.certificates[%zu]", &ci) == 1 &&
+	    ci < l->tls.n_certs && l->tls.certs[ci].line > 0)
+		return l->tls.certs[ci].line;
+	return l->line;
+}
+
 const char *
 cfg_where(const struct config *c, char *buf, size_t size, const char *fmt,
     ...)
@@ -423,6 +442,7 @@ cfg_where(const struct config *c, char *buf, size_t size, const char *fmt,
 	va_list			 ap;
 	char			 key[KEYMAX], k[KEYMAX], *dot, *br;
 	size_t			 i;
+	int			 line = 0;
 
 	va_start(ap, fmt);
 	vsnprintf(key, sizeof(key), fmt, ap);
@@ -443,8 +463,12 @@ cfg_where(const struct config *c, char *buf, size_t size, const char *fmt,
 			dot = br;
 		*dot = '\0';
 	}
+	if (p == NULL && c != NULL)
+		line = cfg_struct_line(c, key);
 	if (c == NULL || c->path == NULL)
 		snprintf(buf, size, "%s", key);
+	else if (line > 0)
+		snprintf(buf, size, "%s:%d: %s", c->path, line, key);
 	else if (p != NULL && p->line > 0)
 		snprintf(buf, size, "%s:%d: %s", p->file != NULL ? p->file :
 		    c->path, p->line, key);

@@ -1417,7 +1417,7 @@ tls_check_report(struct config *cfg, FILE *out)
 {
 	const struct cfg_listener	*l;
 	size_t				 li, ci;
-	int				 nerr = 0;
+	int				 nerr = 0, port;
 
 	for (li = 0; li < cfg->n_listeners; li++) {
 		l = &cfg->listeners[li];
@@ -1427,9 +1427,10 @@ tls_check_report(struct config *cfg, FILE *out)
 			continue;
 		}
 		fprintf(out, "listener %s:\n", l->name != NULL ? l->name : "?");
+		port = cfg_addr_port(&l->listen);
 		for (ci = 0; ci < l->tls.n_certs; ci++)
 			nerr += tls_check_cert(&l->tls.certs[ci],
-			    cfg_addr_port(&l->listen), out);
+			    port != 0 ? port : 25, out);
 	}
 	fflush(out);
 	return nerr;
