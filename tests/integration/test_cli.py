@@ -528,3 +528,30 @@ def test_check_dane_lines_use_the_listener_port(stp_bin, certs, tmp_path,
     assert any("_%d._tcp.mx1.example.org. IN TLSA 3 1 1 " % port in l
                for l in tlsa), tlsa
     assert all("_%d._tcp." % port in l for l in tlsa), tlsa
+
+
+def shipped_configs():
+    root = os.path.join(os.path.dirname(__file__), "..", "..", "config")
+    root = os.path.abspath(root)
+    out = [os.path.join(root, "starttls-proxy.conf")]
+    ex = os.path.join(root, "examples")
+    out += sorted(os.path.join(ex, f) for f in os.listdir(ex)
+                  if f.endswith(".conf"))
+    return out
+
+
+@pytest.mark.parametrize("path", shipped_configs(),
+                         ids=lambda p: os.path.basename(p))
+def test_shipped_configs_pass_check(stp_bin, certs, tmp_path, path):
+    """The reference config and every example pass -t under the strict
+    rules once their certificate paths point at real files."""
+    text = open(path).read()
+    text = re.sub(r'\bcert\s*=\s*"[^"]*"', 'cert = "%s"' % certs.cert("mx1"),
+                  text)
+    text = re.sub(r'\bkey\s*=\s*"[^"]*"', 'key = "%s"' % certs.key("mx1"),
+                  text)
+    conf = tmp_path / os.path.basename(path)
+    conf.write_text(text)
+    r = helpers.run_cli(["-t", "-c", str(conf)])
+    assert r.returncode == 0, r.out
+    assert "configuration OK" in r.out, r.out
