@@ -4,14 +4,20 @@
  * Every setting is described by one row of a field table: its name, its
  * type, its default, its bounds and where it goes (offsetof).  One walker
  * applies a table to a libconfig group: it converts and checks what is
- * there, fills in defaults for what is not, and warns about keys it does
- * not know.  Nested groups are rows pointing to another table, with
- * offsets still relative to the same base structure.
+ * there, fills in defaults for what is not, and refuses keys it does not
+ * know, naming the closest known key ("did you mean") from the same
+ * group or, for a key written in the wrong group, the group it belongs
+ * to.  Nested groups are rows pointing to another table, with offsets
+ * still relative to the same base structure.
  *
  * Errors are collected, never fatal: a run reports every problem it can
  * find as "file:LINE: message", and cfg_load() returns NULL if there was
- * any.  Nothing here opens certificates or sockets; host names in
- * addresses are resolved once, here.
+ * any.  The place of every setting written is kept in the config (key
+ * path -> file and line), so that tls.c can report a bad cipher list or
+ * an unreadable certificate at the line that names it (cfg_where()).
+ * A libconfig syntax error gets a sentence on what was probably meant
+ * (cfghint.c).  Nothing here opens certificates or sockets; host names
+ * in addresses are resolved once, here.
  */
 
 #include <sys/types.h>
@@ -20,6 +26,7 @@
 
 #include <netinet/in.h>
 
+#include <ctype.h>
 #include <errno.h>
 #include <libconfig.h>
 #include <limits.h>
@@ -28,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "config.h"
 #include "log.h"
@@ -230,12 +238,34 @@ static const struct cfg_field top_fields[] = {
 	    shutdown_timeout),
 	F_GROUP("log", 0, log_fields),
 	F_GROUP("stats", F_ABSENT_OFF, stats_fields),
+	F_BOOL("watch_certificates", 1, struct config, watch_certificates),
 	F_CUSTOM("listeners"),
 	F_END
 };
 
+/*
+ * Every table, with where its keys live, for "did you mean" across
+ * groups: a key written in the wrong group is named with its right path.
+ */
+static const struct cfg_scope {
+	const struct cfg_field	*tab;
+	const char		*path;		/* within the top or a listener */
+	int			 in_listener;
+} cfg_scopes[] = {
+	{ top_fields, "", 0 },
+	{ log_fields, "log.", 0 },
+	{ stats_fields, "stats.", 0 },
+	{ listener_fields, "", 1 },
+	{ backend_fields, "backend.", 1 },
+	{ tls_fields, "tls.", 1 },
+	{ cert_fields, "tls.certificates[].", 1 },
+	{ policy_fields, "policy.", 1 },
+	{ limits_fields, "limits.", 1 },
+};
+
 /* State of one load. */
 struct cfg_ctx {
+	struct config	*c;
 	const char	*path;
 	const char	*dir;
 	struct strlist	*errs;
@@ -244,6 +274,7 @@ struct cfg_ctx {
 };
 
 #define KEYMAX	256
+#define CFG_HINT_MAX	(1024 * 1024)	/* bytes of a file read for a hint */
 
 static void	cfg_walk(struct cfg_ctx *, const config_setting_t *,
 		    const char *, const struct cfg_field *, void *);
@@ -357,6 +388,95 @@ cfg_key(char *buf, const char *prefix, const char *name)
 		cfg_keyf(buf, "%s.%s", prefix, name);
 }
 
+/* Places */
+
+static char	*xstrdup(const char *);
+
+/* Remember where the setting at key was written (cfg_where()). */
+static void
+cfg_note(struct cfg_ctx *x, const char *key, const config_setting_t *s)
+{
+	struct config		*c = x->c;
+	struct cfg_place	*v, *p;
+	const char		*file;
+
+	if (c == NULL || s == NULL)
+		return;
+	if ((v = realloc(c->places, (c->n_places + 1) * sizeof(*v))) == NULL) {
+		perror("realloc");
+		abort();
+	}
+	c->places = v;
+	p = &v[c->n_places++];
+	p->key = xstrdup(key);
+	file = config_setting_source_file(s);
+	p->file = file != NULL && strcmp(file, x->path) != 0 ?
+	    xstrdup(file) : NULL;
+	p->line = (int)config_setting_source_line(s);
+}
+
+/* For a config built without a file (tests): the line kept in the
+ * listener or certificate that key is in, else 0. */
+static int
+cfg_struct_line(const struct config *c, const char *key)
+{
+	const struct cfg_listener	*l;
+	size_t				 li, ci;
+	int				 n = 0;
+
+	if (sscanf(key, "listeners[%zu]%n", &li, &n) != 1 || n == 0 ||
+	    li >= c->n_listeners)
+		return 0;
+	l = &c->listeners[li];
+	if (sscanf(key + n, ".tls.certificates[%zu]", &ci) == 1 &&
+	    ci < l->tls.n_certs && l->tls.certs[ci].line > 0)
+		return l->tls.certs[ci].line;
+	return l->line;
+}
+
+const char *
+cfg_where(const struct config *c, char *buf, size_t size, const char *fmt,
+    ...)
+{
+	const struct cfg_place	*p = NULL;
+	va_list			 ap;
+	char			 key[KEYMAX], k[KEYMAX], *dot, *br;
+	size_t			 i;
+	int			 line = 0;
+
+	va_start(ap, fmt);
+	vsnprintf(key, sizeof(key), fmt, ap);
+	va_end(ap);
+	memcpy(k, key, sizeof(k));
+	/* The setting, else the nearest enclosing group that was written. */
+	for (;;) {
+		for (i = 0; c != NULL && i < c->n_places && p == NULL; i++)
+			if (strcmp(c->places[i].key, k) == 0)
+				p = &c->places[i];
+		if (p != NULL)
+			break;
+		dot = strrchr(k, '.');
+		br = strrchr(k, '[');
+		if (dot == NULL && br == NULL)
+			break;
+		if (dot == NULL || (br != NULL && br > dot))
+			dot = br;
+		*dot = '\0';
+	}
+	if (p == NULL && c != NULL)
+		line = cfg_struct_line(c, key);
+	if (c == NULL || c->path == NULL)
+		snprintf(buf, size, "%s", key);
+	else if (line > 0)
+		snprintf(buf, size, "%s:%d: %s", c->path, line, key);
+	else if (p != NULL && p->line > 0)
+		snprintf(buf, size, "%s:%d: %s", p->file != NULL ? p->file :
+		    c->path, p->line, key);
+	else
+		snprintf(buf, size, "%s: %s", c->path, key);
+	return buf;
+}
+
 /* Small helpers */
 
 static char *
@@ -420,6 +540,150 @@ cfg_name_lookup(const struct cfg_name *t, const char *s, int *v)
 		}
 	}
 	return -1;
+}
+
+/* "Did you mean" */
+
+size_t
+cfg_edit_distance(const char *a, const char *b)
+{
+	size_t	 la = strlen(a), lb = strlen(b), i, j, d, best;
+	size_t	*base, *row0, *row1, *row2, *t;
+
+	if ((base = calloc(3 * (lb + 1), sizeof(*base))) == NULL) {
+		perror("calloc");
+		abort();
+	}
+	row0 = base;
+	row1 = row0 + (lb + 1);
+	row2 = row1 + (lb + 1);
+	/* row2: i - 2, row0: i - 1, row1: i (optimal string alignment) */
+	for (j = 0; j <= lb; j++)
+		row0[j] = j;
+	for (i = 1; i <= la; i++) {
+		row1[0] = i;
+		for (j = 1; j <= lb; j++) {
+			int ca = tolower((unsigned char)a[i - 1]);
+			int cb = tolower((unsigned char)b[j - 1]);
+
+			best = row0[j - 1] + (ca != cb);
+			if ((d = row0[j] + 1) < best)
+				best = d;
+			if ((d = row1[j - 1] + 1) < best)
+				best = d;
+			if (i > 1 && j > 1 &&
+			    ca == tolower((unsigned char)b[j - 2]) &&
+			    cb == tolower((unsigned char)a[i - 2]) &&
+			    (d = row2[j - 2] + 1) < best)
+				best = d;
+			row1[j] = best;
+		}
+		t = row2;
+		row2 = row0;
+		row0 = row1;
+		row1 = t;
+	}
+	d = row0[lb];
+	free(base);
+	return d;
+}
+
+/* How many edits still make a "did you mean" for a word of length n. */
+static size_t
+cfg_near(size_t n)
+{
+	size_t	m = (n + 2) / 4;
+
+	return m < 1 ? 1 : m > 3 ? 3 : m;
+}
+
+/* " (did you mean \"x\"?)" for an enum value close to one of t, or "". */
+static const char *
+cfg_suggest_value(const struct cfg_name *t0, const char *s, char *buf,
+    size_t size)
+{
+	const struct cfg_name	*t;
+	const char	*best = NULL;
+	size_t		 d, bd = (size_t)-1;
+
+	for (t = t0; t->name != NULL; t++)
+		if ((d = cfg_edit_distance(s, t->name)) < bd) {
+			bd = d;
+			best = t->name;
+		}
+	for (t = t0; bd > 0 && t->name != NULL; t++)
+		if (s[0] != '\0' && (strncasecmp(t->name, s, strlen(s)) == 0 ||
+		    strncasecmp(s, t->name, strlen(t->name)) == 0)) {
+			bd = 0;		/* "warn" for "warning" */
+			best = t->name;
+		}
+	buf[0] = '\0';
+	if (best != NULL && bd <= cfg_near(strlen(s)))
+		snprintf(buf, size, " (did you mean \"%s\"?)", best);
+	return buf;
+}
+
+/*
+ * " (did you mean 'k'?)" for an unknown key name written in the group at
+ * prefix whose table is tab: the closest key of the same group, else the
+ * closest key of any other group (one written in the wrong group is
+ * found this way, at distance 0), with its full path.  "" when nothing is
+ * close.
+ */
+static const char *
+cfg_suggest_key(const struct cfg_field *tab, const char *prefix,
+    const char *name, char *buf, size_t size)
+{
+	const struct cfg_field	*f, *best = NULL;
+	const struct cfg_scope	*sc, *bsc = NULL;
+	char			 lst[KEYMAX], path[KEYMAX], grp[KEYMAX];
+	const char		*br;
+	size_t			 d, bd = (size_t)-1, lim = cfg_near(strlen(name));
+	size_t			 i, n;
+
+	buf[0] = '\0';
+	for (f = tab; f->name != NULL; f++)
+		if ((d = cfg_edit_distance(name, f->name)) < bd) {
+			bd = d;
+			best = f;
+		}
+	if (best != NULL && bd <= lim) {
+		cfg_key(path, prefix, best->name);
+		snprintf(buf, size, " (did you mean '%s'?)", path);
+		return buf;
+	}
+	bd = (size_t)-1;
+	for (i = 0; i < sizeof(cfg_scopes) / sizeof(cfg_scopes[0]); i++) {
+		sc = &cfg_scopes[i];
+		if (sc->tab == tab)
+			continue;
+		for (f = sc->tab; f->name != NULL; f++)
+			if ((d = cfg_edit_distance(name, f->name)) < bd) {
+				bd = d;
+				best = f;
+				bsc = sc;
+			}
+	}
+	if (bsc == NULL || bd > lim)
+		return buf;
+	/* The listener this group is in, else any listener. */
+	if (strncmp(prefix, "listeners[", 10) == 0 &&
+	    (n = strcspn(prefix, "]")) < strlen(prefix))
+		snprintf(lst, sizeof(lst), "%.*s", (int)n + 1, prefix);
+	else
+		snprintf(lst, sizeof(lst), "listeners[N]");
+	/* "tls.certificates[]." -> "tls.certificates[N]." */
+	if ((br = strstr(bsc->path, "[]")) != NULL)
+		cfg_keyf(grp, "%.*s[N]%s", (int)(br - bsc->path), bsc->path,
+		    br + 2);
+	else
+		cfg_keyf(grp, "%s", bsc->path);
+	if (bsc->in_listener)
+		cfg_keyf(path, "%s.%s%s", lst, grp, best->name);
+	else
+		cfg_keyf(path, "%s%s", grp, best->name);
+	snprintf(buf, size, " (did you mean '%s'?)", path);
+	return buf;
 }
 
 /* Addresses */
@@ -547,6 +811,18 @@ done:
 		freeaddrinfo(res);
 	free(host);
 	return err;
+}
+
+int
+cfg_addr_port(const struct cfg_addr *a)
+{
+	if (a->is_unix)
+		return 0;
+	if (a->ss.ss_family == AF_INET)
+		return ntohs(((const struct sockaddr_in *)&a->ss)->sin_port);
+	if (a->ss.ss_family == AF_INET6)
+		return ntohs(((const struct sockaddr_in6 *)&a->ss)->sin6_port);
+	return 0;
 }
 
 /* TLS versions */
@@ -724,6 +1000,7 @@ set_certs(struct cfg_ctx *x, const config_setting_t *s, const char *key,
 			continue;
 		}
 		(*cp)[*np].line = (int)config_setting_source_line(e);
+		cfg_note(x, ekey, e);
 		cfg_walk(x, e, ekey, f->sub, &(*cp)[*np]);
 		(*np)++;
 	}
@@ -776,7 +1053,7 @@ field_set(struct cfg_ctx *x, const config_setting_t *s, const char *key,
 {
 	void		*p = (char *)base + f->off;
 	const char	*sv = NULL, *why;
-	char		 buf[128];
+	char		 buf[128], hint[64];
 	long long	 n;
 	int		 t = config_setting_type(s), v;
 
@@ -860,8 +1137,10 @@ field_set(struct cfg_ctx *x, const config_setting_t *s, const char *key,
 		break;
 	case FT_ENUM:
 		if (cfg_name_lookup(f->names, sv, &v) == -1) {
-			cfg_err(x, s, "%s must be one of %s", key,
-			    cfg_names_list(f->names, buf, sizeof(buf)));
+			cfg_err(x, s, "%s must be one of %s%s", key,
+			    cfg_names_list(f->names, buf, sizeof(buf)),
+			    cfg_suggest_value(f->names, sv, hint,
+			    sizeof(hint)));
 			break;
 		}
 		*(int *)p = v;
@@ -870,9 +1149,11 @@ field_set(struct cfg_ctx *x, const config_setting_t *s, const char *key,
 	case FT_TLSVER0:
 		v = cfg_tls_version(sv);
 		if (v == -1 || (v == 0 && f->type == FT_TLSVER)) {
-			cfg_err(x, s, "%s must be one of %s%s", key,
+			cfg_err(x, s, "%s must be one of %s%s%s", key,
 			    cfg_names_list(tls_versions, buf, sizeof(buf)),
-			    f->type == FT_TLSVER0 ? " (or \"\" for none)" : "");
+			    f->type == FT_TLSVER0 ? " (or \"\" for none)" : "",
+			    sv[0] != '\0' ? cfg_suggest_value(tls_versions,
+			    sv, hint, sizeof(hint)) : "");
 			break;
 		}
 		*(int *)p = v;
@@ -900,7 +1181,7 @@ cfg_walk(struct cfg_ctx *x, const config_setting_t *grp, const char *prefix,
 {
 	const struct cfg_field	*f;
 	const config_setting_t	*s;
-	char			 key[KEYMAX];
+	char			 key[KEYMAX], hint[KEYMAX + 32];
 	int			 i, n;
 
 	for (f = tab; f->name != NULL; f++) {
@@ -908,6 +1189,7 @@ cfg_walk(struct cfg_ctx *x, const config_setting_t *grp, const char *prefix,
 		s = grp != NULL ? config_setting_get_member(grp, f->name) :
 		    NULL;
 		if (s != NULL) {
+			cfg_note(x, key, s);
 			field_set(x, s, key, f, base);
 			continue;
 		}
@@ -929,7 +1211,9 @@ cfg_walk(struct cfg_ctx *x, const config_setting_t *grp, const char *prefix,
 				break;
 		if (f->name == NULL) {
 			cfg_key(key, prefix, config_setting_name(s));
-			cfg_warn(x, s, "unknown key '%s' (ignored)", key);
+			cfg_err(x, s, "unknown key '%s'%s", key,
+			    cfg_suggest_key(tab, prefix,
+			    config_setting_name(s), hint, sizeof(hint)));
 		}
 	}
 }
@@ -1003,6 +1287,7 @@ cfg_listeners(struct cfg_ctx *x, struct config *c,
 		cfg_err(x, NULL, "missing required setting listeners");
 		return;
 	}
+	cfg_note(x, "listeners", ls);
 	if (!is_strv(ls)) {
 		cfg_err(x, ls, "listeners must be a list of groups "
 		    "( { ... }, ... )");
@@ -1025,6 +1310,7 @@ cfg_listeners(struct cfg_ctx *x, struct config *c,
 		}
 		c->listeners[c->n_listeners].line =
 		    (int)config_setting_source_line(e);
+		cfg_note(x, key, e);
 		cfg_walk(x, e, key, listener_fields,
 		    &c->listeners[c->n_listeners]);
 		cfg_check_listener(x, c, c->n_listeners, e);
@@ -1054,6 +1340,35 @@ cfg_dirname(const char *path)
 	return d;
 }
 
+/*
+ * libconfig's own message ("syntax error") with what probably went wrong,
+ * read from the file again (cfghint.c).
+ */
+static void
+cfg_syntax_error(struct strlist *errs, const char *file, int line,
+    const char *text)
+{
+	FILE		*f;
+	char		*buf = NULL, hint[512];
+	const char	*h = NULL;
+	size_t		 n = 0;
+
+	if ((f = fopen(file, "r")) != NULL) {
+		if ((buf = malloc(CFG_HINT_MAX + 1)) != NULL) {
+			n = fread(buf, 1, CFG_HINT_MAX, f);
+			buf[n] = '\0';
+			if (n < CFG_HINT_MAX && memchr(buf, '\0', n) == NULL)
+				h = cfg_syntax_hint(buf, hint, sizeof(hint));
+		}
+		fclose(f);
+	}
+	if (h != NULL)
+		strlist_add(errs, "%s:%d: %s: %s", file, line, text, h);
+	else
+		strlist_add(errs, "%s:%d: %s", file, line, text);
+	free(buf);
+}
+
 struct config *
 cfg_load(const char *path, struct strlist *errs, struct strlist *warns)
 {
@@ -1072,6 +1387,7 @@ cfg_load(const char *path, struct strlist *errs, struct strlist *warns)
 	c->dir = cfg_dirname(path);
 
 	memset(&x, 0, sizeof(x));
+	x.c = c;
 	x.path = path;
 	x.dir = c->dir;
 	x.errs = errs;
@@ -1088,8 +1404,8 @@ cfg_load(const char *path, struct strlist *errs, struct strlist *warns)
 			    saved != 0 ? strerror(saved) :
 			    config_error_text(&cf));
 		else
-			strlist_add(errs, "%s:%d: %s", ef,
-			    config_error_line(&cf), config_error_text(&cf));
+			cfg_syntax_error(errs, ef, config_error_line(&cf),
+			    config_error_text(&cf));
 		config_destroy(&cf);
 		cfg_free(c);
 		return NULL;
@@ -1149,6 +1465,11 @@ cfg_free(struct config *c)
 		    l->policy.n_tls_required_domains);
 	}
 	free(c->listeners);
+	for (i = 0; i < c->n_places; i++) {
+		free(c->places[i].key);
+		free(c->places[i].file);
+	}
+	free(c->places);
 	cfg_addr_clear(&c->stats_listen);
 	free(c->user);
 	free(c->dir);

@@ -88,9 +88,16 @@ struct cfg_listener {
 		int	max_connections;
 		int	max_connections_per_ip;
 		int	idle_timeout;
-		int	data_timeout;
+		int	data_timeout;	/* seconds for one message's content */
 		int	max_line;
 	} limits;
+};
+
+/* One setting as written: its key path and place, for messages. */
+struct cfg_place {
+	char	*key;			/* "listeners[0].tls.ciphers" */
+	char	*file;			/* NULL: the config file itself */
+	int	 line;
 };
 
 struct config {
@@ -104,10 +111,14 @@ struct config {
 	enum log_format		 log_format;
 	bool			 stats_enabled;
 	struct cfg_addr		 stats_listen;
+	bool			 watch_certificates;
 	struct cfg_listener	*listeners;
 	size_t			 n_listeners;
 	void			*tls;		/* struct tls_set *, owned; built by tls.c */
+	struct cfg_place	*places;	/* where each setting was written */
+	size_t			 n_places;
 };
+
 
 /*
  * Load and check path.  Returns a config with refs == 1, or NULL after
@@ -120,6 +131,28 @@ struct config	*cfg_load(const char *path, struct strlist *errs,
 struct config	*cfg_ref(struct config *c);
 void		 cfg_unref(struct config *c);	/* frees at 0, tls set included */
 
+/*
+ * "file:LINE: KEY" for a message about the setting whose key path fmt
+ * gives ("listeners[%zu].tls.ciphers").  A setting left at its default
+ * has no line of its own: the nearest enclosing group that was written
+ * gives it, else there is no line ("file: KEY").  Returns buf.
+ */
+const char	*cfg_where(const struct config *c, char *buf, size_t size,
+		    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/*
+ * Syntax errors: what probably went wrong in the libconfig text of path
+ * (an unquoted string, a missing ',' or ']', an unclosed '{' or string,
+ * a trailing ','), as one sentence naming lines, into buf.  Returns buf,
+ * or NULL when nothing better than libconfig's own message was found.
+ * Pure text analysis, in cfghint.c.
+ */
+const char	*cfg_syntax_hint(const char *text, char *buf, size_t size);
+
+/* Edit distance (insertions, deletions, substitutions and transpositions
+ * of adjacent characters; ASCII case ignored), for "did you mean". */
+size_t		 cfg_edit_distance(const char *a, const char *b);
+
 /* "TLSv1.2" -> 0x0303 etc.; -1 when unknown.  "" -> 0. */
 int		 cfg_tls_version(const char *s);
 const char	*cfg_tls_version_name(int v);
@@ -128,5 +161,8 @@ const char	*cfg_tls_version_name(int v);
  * to dir). Returns NULL or a static error message. */
 const char	*cfg_parse_addr(const char *text, const char *dir, int allow_unix,
 		    struct cfg_addr *out);
+
+/* The port of a host:port address, 0 for a unix one. */
+int		 cfg_addr_port(const struct cfg_addr *a);
 
 #endif

@@ -1,10 +1,15 @@
 /*
  * main - command line, configuration check, start.
  *
- * Order: parse arguments, load and check the configuration, load every
- * certificate and key, then run the workers.  "-t" stops after the checks
- * and prints the certificate report.  Configuration errors exit 1, never
- * a crash.
+ * Order: parse arguments, find the configuration file, load and check it,
+ * load every certificate and key, then run the workers.  "-t" stops after
+ * the checks and prints the certificate report.  Configuration errors
+ * exit 1, never a crash.
+ *
+ * The configuration file (SPEC §2) is the first of: -c FILE,
+ * $STARTTLS_PROXY_CONFIG, config/starttls-proxy.conf under the working
+ * directory when it exists, the installed default under SYSCONFDIR when
+ * it exists.  When none applies the message lists every place looked at.
  */
 #include <getopt.h>
 #include <malloc.h>
@@ -22,7 +27,13 @@
 #include "master.h"
 #include "tls.h"
 
-#define DEFAULT_CONFIG	"config/starttls-proxy.conf"
+#ifndef STP_SYSCONFDIR
+#define STP_SYSCONFDIR	"/usr/local/etc"
+#endif
+
+#define CWD_CONFIG	"config/starttls-proxy.conf"
+#define ENV_CONFIG	"STARTTLS_PROXY_CONFIG"
+#define SYS_CONFIG	STP_SYSCONFDIR "/starttls-proxy/starttls-proxy.conf"
 
 static void
 usage(FILE *f)
@@ -30,10 +41,11 @@ usage(FILE *f)
 	fprintf(f,
 	    "usage: starttls-proxy [-c FILE]      run in the foreground, log to stderr\n"
 	    "       starttls-proxy -t [-c FILE]   check the configuration and every certificate\n"
-	    "       starttls-proxy -V             print version information\n"
-	    "       starttls-proxy -h             this help\n"
-	    "The configuration file is FILE, else $STARTTLS_PROXY_CONFIG, else\n"
-	    DEFAULT_CONFIG " (relative to the working directory).\n");
+	    "       starttls-proxy -V, --version  print version information\n"
+	    "       starttls-proxy -h, --help     this help\n"
+	    "The configuration file is FILE, else $" ENV_CONFIG ", else\n"
+	    CWD_CONFIG " under the working directory when it exists,\n"
+	    "else " SYS_CONFIG ".\n");
 }
 
 static void
@@ -44,6 +56,37 @@ version(void)
 	printf("libuv: %s\n", uv_version_string());
 	printf("libconfig: %d.%d.%d\n", LIBCONFIG_VER_MAJOR,
 	    LIBCONFIG_VER_MINOR, LIBCONFIG_VER_REVISION);
+}
+
+/*
+ * The configuration file to use, or NULL after saying on stderr where it
+ * was looked for.
+ */
+static const char *
+config_path(const char *given)
+{
+	const char	*env = getenv(ENV_CONFIG);
+	char		 cwd[4096];
+
+	if (given != NULL)
+		return given;
+	if (env != NULL && env[0] != '\0')
+		return env;
+	if (access(CWD_CONFIG, F_OK) == 0)
+		return CWD_CONFIG;
+	if (access(SYS_CONFIG, F_OK) == 0)
+		return SYS_CONFIG;
+	if (getcwd(cwd, sizeof(cwd)) == NULL)
+		snprintf(cwd, sizeof(cwd), ".");
+	fprintf(stderr,
+	    "starttls-proxy: no configuration file found.  Looked for:\n"
+	    "  -c FILE                not given\n"
+	    "  $" ENV_CONFIG "  %s\n"
+	    "  %s/" CWD_CONFIG "  no such file\n"
+	    "  " SYS_CONFIG "  no such file\n"
+	    "Give one with -c FILE (see starttls-proxy -h).\n",
+	    env == NULL ? "not set" : "set but empty", cwd);
+	return NULL;
 }
 
 /* Messages already "error: "-prefixed (certificate validity) are left to
@@ -66,7 +109,13 @@ main(int argc, char *argv[])
 	const char *path = NULL;
 	int ch, test = 0, rc;
 
-	while ((ch = getopt(argc, argv, "c:thV")) != -1) {
+	static const struct option longopts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 }
+	};
+
+	while ((ch = getopt_long(argc, argv, "c:thV", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'c':
 			path = optarg;
@@ -89,11 +138,8 @@ main(int argc, char *argv[])
 		usage(stderr);
 		return 1;
 	}
-	if (path == NULL && (path = getenv("STARTTLS_PROXY_CONFIG")) != NULL &&
-	    *path == '\0')
-		path = NULL;
-	if (path == NULL)
-		path = DEFAULT_CONFIG;
+	if ((path = config_path(path)) == NULL)
+		return 1;
 	signal(SIGPIPE, SIG_IGN);
 	/*
 	 * Session buffers (64 KiB) come and go with every burst of message

@@ -397,15 +397,15 @@ tls_ctx_setup(SSL_CTX *ctx, const struct config *cfg,
 {
 	STACK_OF(X509_NAME)	*cas;
 	unsigned char		 sid[SSL_MAX_SID_CTX_LENGTH];
-	char			 where[512];
+	char			 where[1024];
 	int			 n, rv = 0, minv, mode;
 
 	minv = l->tls.min_version > 0 ? l->tls.min_version : TLS1_2_VERSION;
 	if (!SSL_CTX_set_min_proto_version(ctx, minv)) {
 		if (report)
-			strlist_add(errs, "%s: tls.min_version: unsupported "
-			    "version 0x%04x", tls_where(cfg, l, where,
-			    sizeof(where)), minv);
+			strlist_add(errs, "%s: unsupported version 0x%04x",
+			    cfg_where(cfg, where, sizeof(where),
+			    "listeners[%zu].tls.min_version", li), minv);
 		rv = -1;
 	}
 	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION |
@@ -433,16 +433,17 @@ tls_ctx_setup(SSL_CTX *ctx, const struct config *cfg,
 	if (l->tls.ciphers != NULL && l->tls.ciphers[0] != '\0' &&
 	    !SSL_CTX_set_cipher_list(ctx, l->tls.ciphers)) {
 		if (report)
-			strlist_add(errs, "%s: tls.ciphers: no usable cipher "
-			    "in \"%s\"", tls_where(cfg, l, where, sizeof(where)),
-			    l->tls.ciphers);
+			strlist_add(errs, "%s: no usable cipher in \"%s\"",
+			    cfg_where(cfg, where, sizeof(where),
+			    "listeners[%zu].tls.ciphers", li), l->tls.ciphers);
 		rv = -1;
 	}
 	if (l->tls.ciphersuites != NULL && l->tls.ciphersuites[0] != '\0' &&
 	    !SSL_CTX_set_ciphersuites(ctx, l->tls.ciphersuites)) {
 		if (report)
-			strlist_add(errs, "%s: tls.ciphersuites: bad suite list "
-			    "\"%s\"", tls_where(cfg, l, where, sizeof(where)),
+			strlist_add(errs, "%s: bad suite list \"%s\"",
+			    cfg_where(cfg, where, sizeof(where),
+			    "listeners[%zu].tls.ciphersuites", li),
 			    l->tls.ciphersuites);
 		rv = -1;
 	}
@@ -461,15 +462,19 @@ tls_ctx_setup(SSL_CTX *ctx, const struct config *cfg,
 		if (!SSL_CTX_load_verify_locations(ctx, l->tls.client_ca,
 		    NULL)) {
 			if (report)
-				strlist_add(errs, "%s: client_ca: %s",
+				strlist_add(errs, "%s: %s: %s", cfg_where(cfg,
+				    where, sizeof(where),
+				    "listeners[%zu].tls.client_ca", li),
 				    l->tls.client_ca,
 				    tls_errstr("cannot read certificates"));
 			rv = -1;
 		} else if ((cas = SSL_load_client_CA_file(l->tls.client_ca)) ==
 		    NULL) {
 			if (report)
-				strlist_add(errs, "%s: client_ca: no "
-				    "certificates", l->tls.client_ca);
+				strlist_add(errs, "%s: %s: no certificates",
+				    cfg_where(cfg, where, sizeof(where),
+				    "listeners[%zu].tls.client_ca", li),
+				    l->tls.client_ca);
 			rv = -1;
 		} else
 			SSL_CTX_set_client_CA_list(ctx, cas);
@@ -493,6 +498,11 @@ tls_ctx_setup(SSL_CTX *ctx, const struct config *cfg,
 	return rv;
 }
 
+/* "file:LINE: listeners[li].tls.certificates[ci].KEY" for messages. */
+#define TLS_WHERE_CERT(key)						\
+	cfg_where(cfg, where, sizeof(where),				\
+	    "listeners[%zu].tls.certificates[%zu]." key, li, ci)
+
 /*
  * Build certs[ci] of listener li.  Returns 0, or -1 after adding to errs.
  */
@@ -506,6 +516,7 @@ tls_cert_build(const struct config *cfg, size_t li, struct tls_lsn *tl,
 	X509				*x = NULL;
 	EVP_PKEY			*pk = NULL;
 	char				 err[256], norm[TLS_NAMELEN], when[64];
+	char				 where[1024];
 	size_t				 i;
 	int				 rv = -1, setup;
 
@@ -515,7 +526,8 @@ tls_cert_build(const struct config *cfg, size_t li, struct tls_lsn *tl,
 		return -1;
 	}
 	if (tls_read_cert(cc->cert, &x, NULL, err, sizeof(err)) == -1) {
-		strlist_add(errs, "%s: %s", cc->cert, err);
+		strlist_add(errs, "%s: %s: %s", TLS_WHERE_CERT("cert"),
+		    cc->cert, err);
 		return -1;
 	}
 	tc->keytype = tls_keytype(X509_get0_pubkey(x));
@@ -538,8 +550,9 @@ tls_cert_build(const struct config *cfg, size_t li, struct tls_lsn *tl,
 		for (i = 0; i < cc->n_names; i++) {
 			if (certname_normalize(cc->names[i], norm,
 			    sizeof(norm)) == -1) {
-				strlist_add(errs, "%s: invalid name \"%s\"",
-				    cc->cert, cc->names[i]);
+				strlist_add(errs, "%s: %s: invalid name \"%s\"",
+				    TLS_WHERE_CERT("names"), cc->cert,
+				    cc->names[i]);
 				goto out;
 			}
 			if (tls_names_add(&tc->names, &tc->n_names,
@@ -557,24 +570,26 @@ tls_cert_build(const struct config *cfg, size_t li, struct tls_lsn *tl,
 
 	ERR_clear_error();
 	if (!SSL_CTX_use_certificate_chain_file(tc->ctx, cc->cert)) {
-		strlist_add(errs, "%s: %s", cc->cert,
-		    tls_errstr("cannot load the certificate chain"));
+		strlist_add(errs, "%s: %s: %s", TLS_WHERE_CERT("cert"),
+		    cc->cert, tls_errstr("cannot load the certificate chain"));
 		goto out;
 	}
 	if (cc->key == NULL || cc->key[0] == '\0') {
-		strlist_add(errs, "%s: no key file", cc->cert);
+		strlist_add(errs, "%s: %s: no key file", TLS_WHERE_CERT("key"),
+		    cc->cert);
 		goto out;
 	}
 	/* Read it ourselves first for a clear message (errno, not a key). */
 	if (tls_read_key(cc->key, &pk, err, sizeof(err)) == -1) {
-		strlist_add(errs, "%s: %s", cc->key, err);
+		strlist_add(errs, "%s: %s: %s", TLS_WHERE_CERT("key"), cc->key,
+		    err);
 		goto out;
 	}
 	ERR_clear_error();
 	if (!SSL_CTX_use_PrivateKey(tc->ctx, pk) ||
 	    !SSL_CTX_check_private_key(tc->ctx)) {
-		strlist_add(errs, "%s: key %s does not match the certificate",
-		    cc->cert, cc->key);
+		strlist_add(errs, "%s: %s: key %s does not match the "
+		    "certificate", TLS_WHERE_CERT("key"), cc->cert, cc->key);
 		goto out;
 	}
 	SSL_CTX_set_client_hello_cb(tc->ctx, tls_on_client_hello, tl);
@@ -1298,7 +1313,7 @@ tls_print_chain(FILE *out, X509 *leaf, STACK_OF(X509) *chain)
  * pin the key, so they survive a renewal that keeps the key.
  */
 static void
-tls_print_tlsa(FILE *out, X509 *x, char **names, size_t n)
+tls_print_tlsa(FILE *out, X509 *x, char **names, size_t n, int port)
 {
 	unsigned char	*der = NULL, md[EVP_MAX_MD_SIZE];
 	unsigned int	 mdlen = 0, k;
@@ -1313,14 +1328,14 @@ tls_print_tlsa(FILE *out, X509 *x, char **names, size_t n)
 			snprintf(hex + 2 * k, 3, "%02x", md[k]);
 		for (i = 0; i < n; i++)
 			if (names[i][0] != '*')
-				fprintf(out, "    tlsa: _25._tcp.%s. IN TLSA "
-				    "3 1 1 %s\n", names[i], hex);
+				fprintf(out, "    tlsa: _%d._tcp.%s. IN TLSA "
+				    "3 1 1 %s\n", port, names[i], hex);
 	}
 	OPENSSL_free(der);
 }
 
 static int
-tls_check_cert(const struct cfg_cert *cc, FILE *out)
+tls_check_cert(const struct cfg_cert *cc, int port, FILE *out)
 {
 	X509		*x = NULL;
 	STACK_OF(X509)	*chain = NULL;
@@ -1365,7 +1380,7 @@ tls_check_cert(const struct cfg_cert *cc, FILE *out)
 	    "yes" : "no");
 	tls_print_chain(out, x, chain);
 	tls_print_tlsa(out, x, cc->n_names > 0 ? cc->names : names,
-	    cc->n_names > 0 ? cc->n_names : n_names);
+	    cc->n_names > 0 ? cc->n_names : n_names, port);
 
 	for (i = 0; i < cc->n_names; i++) {
 		if (certname_normalize(cc->names[i], norm, sizeof(norm)) == -1) {
@@ -1424,7 +1439,7 @@ tls_check_report(struct config *cfg, FILE *out)
 {
 	const struct cfg_listener	*l;
 	size_t				 li, ci;
-	int				 nerr = 0;
+	int				 nerr = 0, port;
 
 	for (li = 0; li < cfg->n_listeners; li++) {
 		l = &cfg->listeners[li];
@@ -1434,8 +1449,10 @@ tls_check_report(struct config *cfg, FILE *out)
 			continue;
 		}
 		fprintf(out, "listener %s:\n", l->name != NULL ? l->name : "?");
+		port = cfg_addr_port(&l->listen);
 		for (ci = 0; ci < l->tls.n_certs; ci++)
-			nerr += tls_check_cert(&l->tls.certs[ci], out);
+			nerr += tls_check_cert(&l->tls.certs[ci],
+			    port != 0 ? port : 25, out);
 	}
 	fflush(out);
 	return nerr;

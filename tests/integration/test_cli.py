@@ -337,3 +337,221 @@ def test_user_drops_privileges_and_still_serves(sink, proxy_factory, connect,
     assert c.ehlo().code == 250
     uids = _tree_uids(proxy.proc.pid)
     assert nobody in uids.values(), uids
+
+
+# -- issue 10: long options, config lookup, strict and precise config ------
+
+def line_of(text, needle):
+    assert needle in text, (needle, text)
+    return text[:text.index(needle)].count("\n") + 1
+
+
+def env_without_config():
+    e = dict(os.environ)
+    e.pop("STARTTLS_PROXY_CONFIG", None)
+    return e
+
+
+@pytest.mark.parametrize("long,short", [("--help", "-h"),
+                                        ("--version", "-V")])
+def test_long_options_are_the_short_ones(stp_bin, long, short):
+    r_long = helpers.run_cli([long])
+    r_short = helpers.run_cli([short])
+    assert r_long.returncode == 0, r_long.out
+    assert r_long.stdout == r_short.stdout, (r_long.out, r_short.out)
+    assert r_long.stdout.strip(), r_long.out
+
+
+def test_help_names_every_config_place(stp_bin):
+    r = helpers.run_cli(["--help"])
+    assert r.returncode == 0, r.out
+    for s in ("STARTTLS_PROXY_CONFIG", "config/starttls-proxy.conf",
+              "/starttls-proxy/starttls-proxy.conf", "--version"):
+        assert s in r.out, (s, r.out)
+
+
+def installed_default():
+    """The compiled-in SYSCONFDIR default, as --help prints it."""
+    out = helpers.run_cli(["-h"]).out
+    m = re.search(r"(/\S*/starttls-proxy/starttls-proxy\.conf)", out)
+    assert m, out
+    return m.group(1)
+
+
+@pytest.mark.parametrize("args", [[], ["-t"]], ids=["run", "check"])
+def test_no_config_found_says_where_it_looked(stp_bin, tmp_path, args):
+    sysconf = installed_default()
+    if os.path.exists(sysconf):
+        pytest.skip("an installed default config exists: %s" % sysconf)
+    r = subprocess.run([helpers.stp_bin()] + args, capture_output=True,
+                       env=env_without_config(), cwd=str(tmp_path),
+                       timeout=30, stdin=subprocess.DEVNULL)
+    out = (r.stdout + r.stderr).decode(errors="replace")
+    assert r.returncode == 1, out
+    assert "-c FILE" in out, out
+    assert "STARTTLS_PROXY_CONFIG" in out, out
+    assert str(tmp_path / "config" / "starttls-proxy.conf") in out, out
+    assert sysconf in out, out
+
+
+def test_sysconfdir_default_is_absolute_and_etc(stp_bin):
+    sysconf = installed_default()
+    assert sysconf.startswith("/") and "/etc/" in sysconf, sysconf
+
+
+def test_environment_wins_over_cwd_config(stp_bin, certs, tmp_path):
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "starttls-proxy.conf").write_text("workers = ;\n")
+    good = tmp_path / "env-good.conf"
+    write_config(good, certs)
+    r = helpers.run_cli(["-t"], env={"STARTTLS_PROXY_CONFIG": str(good)},
+                        cwd=str(tmp_path))
+    assert r.returncode == 0, r.out
+    assert "env-good.conf: configuration OK" in r.out, r.out
+
+
+def test_cwd_config_is_used_when_present(stp_bin, certs, tmp_path):
+    (tmp_path / "config").mkdir()
+    write_config(tmp_path / "config" / "starttls-proxy.conf", certs)
+    r = subprocess.run([helpers.stp_bin(), "-t"], capture_output=True,
+                       env=env_without_config(), cwd=str(tmp_path),
+                       timeout=30, stdin=subprocess.DEVNULL)
+    out = (r.stdout + r.stderr).decode(errors="replace")
+    assert r.returncode == 0, out
+    assert "config/starttls-proxy.conf: configuration OK" in out, out
+
+
+@pytest.mark.parametrize("over,key,suggestion", [
+    ({"policy": {"requre_tls": True}}, "requre_tls",
+     "listeners[0].policy.require_tls"),
+    ({"require_tls": True}, "require_tls",
+     "listeners[0].policy.require_tls"),
+    ({"backend": {"adress": "127.0.0.1:25"}}, "adress",
+     "listeners[0].backend.address"),
+    ({"limits": {"idle_timout": 5}}, "idle_timout",
+     "listeners[0].limits.idle_timeout"),
+    ({"tls": {"cipher": "HIGH"}}, "cipher", "listeners[0].tls.ciphers"),
+], ids=["policy-typo", "wrong-group", "backend-typo", "limits-typo",
+        "tls-typo"])
+def test_unknown_key_is_an_error_with_did_you_mean(stp_bin, certs, tmp_path,
+                                                   over, key, suggestion):
+    conf = tmp_path / "typo.conf"
+    write_config(conf, certs, **over)
+    text = conf.read_text()
+    line = line_of(text, key + " =")
+    for args in (["-t", "-c", str(conf)], ["-c", str(conf)]):
+        r = helpers.run_cli(args)
+        assert r.returncode == 1, (args, r.out)
+        assert re.search(r"%s:%d: unknown key '[^']*%s'" % (
+            re.escape(str(conf)), line, re.escape(key)), r.out), r.out
+        assert "did you mean '%s'" % suggestion in r.out, r.out
+
+
+def test_unknown_top_level_key_is_an_error(stp_bin, certs, tmp_path):
+    conf = tmp_path / "top.conf"
+    write_config(conf, certs)
+    conf.write_text(conf.read_text() + "watch_certificate = false;\n")
+    r = helpers.run_cli(["-t", "-c", str(conf)])
+    assert r.returncode == 1, r.out
+    assert "did you mean 'watch_certificates'" in r.out, r.out
+
+
+def test_new_keys_are_accepted(stp_bin, certs, tmp_path):
+    conf = tmp_path / "new.conf"
+    write_config(conf, certs, limits={"data_timeout": 600})
+    conf.write_text(conf.read_text() + "watch_certificates = false;\n")
+    r = helpers.run_cli(["-t", "-c", str(conf)])
+    assert r.returncode == 0, r.out
+
+
+def test_bad_ciphers_are_reported_at_their_line(stp_bin, certs, tmp_path):
+    conf = tmp_path / "ciphers.conf"
+    write_config(conf, certs, tls={"ciphers": "NO-SUCH-CIPHER"})
+    text = conf.read_text()
+    line = line_of(text, "ciphers =")
+    assert line != line_of(text, "name =")
+    r = helpers.run_cli(["-t", "-c", str(conf)])
+    assert r.returncode == 1, r.out
+    assert "%s:%d: listeners[0].tls.ciphers:" % (conf, line) in r.out, r.out
+
+
+def test_missing_certificate_names_line_key_and_path(stp_bin, certs,
+                                                     tmp_path):
+    conf = tmp_path / "nocert.conf"
+    missing = str(tmp_path / "missing-cert.pem")
+    write_config(conf, certs, tls={"certificates": [
+        {"cert": certs.cert("mx1"), "key": certs.key("mx1")},
+        {"cert": missing, "key": certs.key("mx1")}]})
+    line = line_of(conf.read_text(), "missing-cert.pem")
+    for args in (["-t", "-c", str(conf)], ["-c", str(conf)]):
+        r = helpers.run_cli(args)
+        assert r.returncode == 1, (args, r.out)
+        assert "%s:%d: listeners[0].tls.certificates[1].cert: %s:" % (
+            conf, line, missing) in r.out, (args, r.out)
+
+
+def test_syntax_error_says_what_was_expected(stp_bin, tmp_path):
+    conf = tmp_path / "comma.conf"
+    conf.write_text("workers = 1;\n"
+                    "listeners = (\n"
+                    "  { name = \"a\"; listen = \"127.0.0.1:2525\";\n"
+                    "    backend = { address = \"127.0.0.1:25\"; }; }\n"
+                    "  { name = \"b\"; listen = \"127.0.0.1:2526\";\n"
+                    "    backend = { address = \"127.0.0.1:25\"; }; }\n"
+                    ");\n")
+    r = helpers.run_cli(["-t", "-c", str(conf)])
+    assert r.returncode == 1, r.out
+    assert "%s:5: syntax error" % conf in r.out, r.out
+    assert "a ',' is missing between the list elements ending on line 4 " \
+        "and starting on line 5" in r.out, r.out
+
+
+def test_syntax_error_unquoted_string(stp_bin, tmp_path):
+    conf = tmp_path / "quote.conf"
+    conf.write_text("workers = 1;\nuser = mail;\n")
+    r = helpers.run_cli(["-t", "-c", str(conf)])
+    assert r.returncode == 1, r.out
+    assert "%s:2:" % conf in r.out and '"mail"' in r.out and \
+        "double quotes" in r.out, r.out
+
+
+@pytest.mark.parametrize("port,mode", [(465, "implicit"), (25, "starttls"),
+                                       (2525, "starttls")])
+def test_check_dane_lines_use_the_listener_port(stp_bin, certs, tmp_path,
+                                                port, mode):
+    conf = tmp_path / "dane.conf"
+    write_config(conf, certs, listen="127.0.0.1:%d" % port, tls_mode=mode)
+    r = helpers.run_cli(["-t", "-c", str(conf)])
+    assert r.returncode == 0, r.out
+    tlsa = [l for l in r.out.splitlines() if "IN TLSA 3 1 1" in l]
+    assert tlsa, r.out
+    assert any("_%d._tcp.mx1.example.org. IN TLSA 3 1 1 " % port in l
+               for l in tlsa), tlsa
+    assert all("_%d._tcp." % port in l for l in tlsa), tlsa
+
+
+def shipped_configs():
+    root = os.path.join(os.path.dirname(__file__), "..", "..", "config")
+    root = os.path.abspath(root)
+    out = [os.path.join(root, "starttls-proxy.conf")]
+    ex = os.path.join(root, "examples")
+    out += sorted(os.path.join(ex, f) for f in os.listdir(ex)
+                  if f.endswith(".conf"))
+    return out
+
+
+@pytest.mark.parametrize("path", shipped_configs(),
+                         ids=lambda p: os.path.basename(p))
+def test_shipped_configs_pass_check(stp_bin, certs, tmp_path, path):
+    """The reference config and every example pass -t under the strict
+    rules once their certificate paths point at real files."""
+    text = open(path).read()
+    text = re.sub(r'\bcert\s*=\s*"[^"]*"', 'cert = "%s"' % certs.cert("mx1"),
+                  text)
+    text = re.sub(r'\bkey\s*=\s*"[^"]*"', 'key = "%s"' % certs.key("mx1"),
+                  text)
+    conf = tmp_path / os.path.basename(path)
+    conf.write_text(text)
+    r = helpers.run_cli(["-t", "-c", str(conf)])
+    assert r.returncode == 0, r.out
+    assert "configuration OK" in r.out, r.out

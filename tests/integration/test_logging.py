@@ -2,6 +2,9 @@
 
 import json
 import re
+import signal
+
+import pytest
 
 import helpers
 
@@ -97,3 +100,86 @@ def test_policy_refusal_is_logged(sink, proxy_factory, connect):
     c.cmd("QUIT")
     c.read_until_closed(5)
     assert lines_with(proxy, "127.0.0.1"), proxy.stderr()
+
+
+LEVELS = {"error", "warning", "info", "debug"}
+
+
+def exercise(proxy, connect):
+    """A refusal, a session, a good and a bad reload, a stop: events of
+    every kind and level."""
+    c = connect(proxy)
+    c.ehlo()
+    assert c.cmd("MAIL FROM:<a@example.org>").code == 530
+    c.cmd("QUIT")
+    c.read_until_closed(5)
+    proxy.signal(signal.SIGHUP)
+    assert helpers.wait_until(lambda: "reload done" in proxy.stderr(), 10), \
+        proxy.stderr()
+    good = open(proxy.conf_path).read()
+    with open(proxy.conf_path, "w") as f:
+        f.write(good + "requre_tls = true;\n")
+    proxy.signal(signal.SIGHUP)
+    assert helpers.wait_until(lambda: "did you mean" in proxy.stderr(), 10), \
+        proxy.stderr()
+    proxy.signal(signal.SIGTERM)
+    assert proxy.proc.wait(10) == 0, proxy.stderr()
+
+
+def test_json_every_event_is_one_object_with_one_level_spelling(
+        sink, proxy_factory, connect):
+    proxy = proxy_factory(sink, top={"log": {"level": "debug",
+                                             "format": "json"}},
+                          listener={"policy": {"require_tls": True}})
+    exercise(proxy, connect)
+    objs = []
+    for line in proxy.stderr().splitlines():
+        if not line.strip():
+            continue
+        obj = json.loads(line)
+        assert isinstance(obj, dict), line
+        assert re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$",
+                        obj.get("ts", "")), line
+        assert obj.get("level") in LEVELS, line
+        assert ("msg" in obj) != ("event" in obj), line
+        objs.append(obj)
+    levels = {o["level"] for o in objs}
+    assert {"error", "info", "debug"} <= levels, levels
+    sessions = [o for o in objs if o.get("event") == "session"]
+    assert sessions, objs
+    for k in ("id", "client", "listener", "backend", "messages",
+              "refusals", "end", "duration"):
+        assert k in sessions[-1], (k, sessions[-1])
+    assert sessions[-1]["refusals"] >= 1, sessions[-1]
+    # The config error of the failed reload, as an error object.
+    bad = [o for o in objs if "did you mean" in o.get("msg", "")]
+    assert bad and bad[0]["level"] == "error", objs
+    assert re.search(r"\.conf:\d+: unknown key 'requre_tls'",
+                     bad[0]["msg"]), bad
+
+
+def test_text_every_line_has_timestamp_and_level(sink, proxy_factory,
+                                                 connect):
+    proxy = proxy_factory(sink, top={"log": {"level": "debug",
+                                             "format": "text"}},
+                          listener={"policy": {"require_tls": True}})
+    exercise(proxy, connect)
+    for line in proxy.stderr().splitlines():
+        if not line.strip():
+            continue
+        m = re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z "
+                     r"(\w+)[: ]", line)
+        assert m and m.group(1) in LEVELS, line
+
+
+@pytest.mark.parametrize("level", ["warn", "WARNING", "err", "notice"])
+def test_log_level_has_one_spelling(stp_bin, certs, tmp_path, level):
+    conf = tmp_path / "lvl.conf"
+    cfg = helpers.base_config(certs, helpers.free_port(),
+                              "127.0.0.1:%d" % helpers.closed_port())
+    cfg["log"] = {"level": level, "format": "json"}
+    conf.write_text(helpers.to_libconfig(cfg))
+    r = helpers.run_cli(["-t", "-c", str(conf)])
+    assert r.returncode == 1, r.out
+    assert 'log.level must be one of "error", "warning", "info" or ' \
+        '"debug"' in r.out, r.out

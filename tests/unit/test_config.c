@@ -1,9 +1,11 @@
 /*
  * test_config - cfg_load() on config files written into a temporary
  * directory: values and defaults, path resolution, every kind of error
- * with its "file:LINE:" place, warnings for unknown keys; cfg_parse_addr()
- * and the TLS version names; and, since log.c has no test binary of its
- * own, the log line formats (fd 2 captured into a file).
+ * with its "file:LINE:" place, unknown keys refused with "did you mean",
+ * syntax errors with a hint on what was meant (cfghint.c), the places
+ * cfg_where() gives; cfg_parse_addr() and the TLS version names; and,
+ * since log.c has no test binary of its own, the log line formats (fd 2
+ * captured into a file).
  *
  * Line numbers are never hard-coded: line_of() finds the line of a marker
  * in the text that was written.
@@ -126,6 +128,7 @@ static const char full_conf[] =
 	"shutdown_timeout = 0;\n"
 	"log = { level = \"debug\"; format = \"json\"; };\n"
 	"stats = { listen = \"127.0.0.1:9125\"; };\n"
+	"watch_certificates = false;\n"
 	"listeners = (\n"
 	"  {\n"
 	"    name = \"mx\";\n"
@@ -169,6 +172,7 @@ static const char full_conf[] =
 	"      max_connections = 1000000L;\n"
 	"      max_connections_per_ip = 1;\n"
 	"      idle_timeout = 86400;\n"
+	"      data_timeout = 60;\n"
 	"      max_line = 512;\n"
 	"    };\n"
 	"  },\n"
@@ -207,6 +211,7 @@ test_full(void)
 	ASSERT_TRUE(c->stats_enabled);
 	ASSERT_STR_EQ(c->stats_listen.text, "127.0.0.1:9125");
 	ASSERT_EQ(c->stats_listen.ss.ss_family, AF_INET);
+	ASSERT_FALSE(c->watch_certificates);
 	ASSERT_EQ(c->n_listeners, 2);
 	ASSERT_TRUE(c->tls == NULL);
 
@@ -282,6 +287,7 @@ test_full(void)
 	ASSERT_EQ(l->limits.max_connections, 1000000);
 	ASSERT_EQ(l->limits.max_connections_per_ip, 1);
 	ASSERT_EQ(l->limits.idle_timeout, 86400);
+	ASSERT_EQ(l->limits.data_timeout, 60);
 	ASSERT_EQ(l->limits.max_line, 512);
 
 	l = &c->listeners[1];
@@ -324,6 +330,7 @@ test_defaults(void)
 	ASSERT_EQ(c->log_format, LOG_FORMAT_TEXT);
 	ASSERT_FALSE(c->stats_enabled);
 	ASSERT_TRUE(c->stats_listen.text == NULL);
+	ASSERT_TRUE(c->watch_certificates);
 	ASSERT_EQ(c->n_listeners, 1);
 
 	l = &c->listeners[0];
@@ -362,6 +369,7 @@ test_defaults(void)
 	ASSERT_EQ(l->limits.max_connections, 10000);
 	ASSERT_EQ(l->limits.max_connections_per_ip, 100);
 	ASSERT_EQ(l->limits.idle_timeout, 300);
+	ASSERT_EQ(l->limits.data_timeout, 3600);
 	ASSERT_EQ(l->limits.max_line, 4096);
 	cfg_unref(c);
 out:
@@ -567,6 +575,85 @@ static const struct err_case err_cases[] = {
 	/* strings that would break a reply or a log line */
 	{ LST("    banner = \"mx\\r\\n250 ok\";\n"), "banner",
 	    "banner must not contain control characters" },
+	/* unknown keys, in every group: an error, with the closest key */
+	{ "workers = 1;\nwokers = 2;\n" "listeners = (\n" GOOD_LISTENER ");\n", "wokers",
+	    "unknown key 'wokers' (did you mean 'workers'?)" },
+	{ "Workers = 2;\n" "listeners = (\n" GOOD_LISTENER ");\n", "Workers",
+	    "unknown key 'Workers' (did you mean 'workers'?)" },
+	{ "watch_certificate = true;\n" "listeners = (\n" GOOD_LISTENER ");\n", "watch",
+	    "unknown key 'watch_certificate' (did you mean "
+	    "'watch_certificates'?)" },
+	{ "foo = 1;\n" "listeners = (\n" GOOD_LISTENER ");\n", "foo", "unknown key 'foo'" },
+	{ "log = { level = \"info\";\n  levle = \"debug\"; };\n" "listeners = (\n" GOOD_LISTENER ");\n",
+	    "levle", "unknown key 'log.levle' (did you mean 'log.level'?)" },
+	{ "stats = { listen = \"127.0.0.1:9125\";\n  lisen = \"x\"; };\n"
+	    "listeners = (\n" GOOD_LISTENER ");\n", "lisen",
+	    "unknown key 'stats.lisen' (did you mean 'stats.listen'?)" },
+	{ LST("    nmae = \"x\";\n"), "nmae",
+	    "unknown key 'listeners[0].nmae' (did you mean "
+	    "'listeners[0].name'?)" },
+	{ LSTB("adress = \"typo\";"), "adress",
+	    "unknown key 'listeners[0].backend.adress' (did you mean "
+	    "'listeners[0].backend.address'?)" },
+	{ LST("    tls = { cipher = \"HIGH\"; };\n"), "cipher",
+	    "unknown key 'listeners[0].tls.cipher' (did you mean "
+	    "'listeners[0].tls.ciphers'?)" },
+	{ LST("    tls = { certificates = ( { cert = \"c\"; key = \"k\";\n"
+	    "      chain = \"x\"; } ); };\n"), "chain",
+	    "unknown key 'listeners[0].tls.certificates[0].chain'" },
+	{ LST("    tls = { certificates = ( { cert = \"c\"; key = \"k\";\n"
+	    "      name = [ \"x\" ]; } ); };\n"), "name = [",
+	    "unknown key 'listeners[0].tls.certificates[0].name' (did you "
+	    "mean 'listeners[0].tls.certificates[0].names'?)" },
+	{ LST("    policy = {\n      requre_tls = true; };\n"), "requre",
+	    "unknown key 'listeners[0].policy.requre_tls' (did you mean "
+	    "'listeners[0].policy.require_tls'?)" },
+	{ LST("    limits = {\n      max_connection = 5; };\n"), "max_conn",
+	    "unknown key 'listeners[0].limits.max_connection' (did you mean "
+	    "'listeners[0].limits.max_connections'?)" },
+	{ LST("    limits = {\n      data_timout = 5; };\n"), "data_",
+	    "(did you mean 'listeners[0].limits.data_timeout'?)" },
+	/* a key in the wrong group: its right place */
+	{ "require_tls = true;\n" "listeners = (\n" GOOD_LISTENER ");\n", "require_tls",
+	    "unknown key 'require_tls' (did you mean "
+	    "'listeners[N].policy.require_tls'?)" },
+	{ "workers = 1;\nrequre_tls = true;\n" "listeners = (\n" GOOD_LISTENER ");\n", "requre",
+	    "unknown key 'requre_tls' (did you mean "
+	    "'listeners[N].policy.require_tls'?)" },
+	{ LST("    require_tls = true;\n"), "require_tls",
+	    "unknown key 'listeners[0].require_tls' (did you mean "
+	    "'listeners[0].policy.require_tls'?)" },
+	{ LST("    idle_timeout = 5;\n"), "idle",
+	    "(did you mean 'listeners[0].limits.idle_timeout'?)" },
+	{ LST("    workers = 2;\n"), "workers",
+	    "unknown key 'listeners[0].workers' (did you mean 'workers'?)" },
+	{ LST("    tls = { key = \"k.pem\"; };\n"), "key",
+	    "(did you mean 'listeners[0].tls.certificates[N].key'?)" },
+	/* values: the closest allowed one */
+	{ "log = { level = \"warn\"; };\n" "listeners = (\n" GOOD_LISTENER ");\n", "warn",
+	    "log.level must be one of \"error\", \"warning\", \"info\" or "
+	    "\"debug\" (did you mean \"warning\"?)" },
+	{ LST("    tls_mode = \"startls\";\n"), "tls_mode",
+	    "(did you mean \"starttls\"?)" },
+	{ LST("    tls = { min_version = \"tlsv1.2\"; };\n"), "min_version",
+	    "(did you mean \"TLSv1.2\"?)" },
+	/* syntax errors: libconfig's line and what was probably meant */
+	{ "workers = 1;\nuser = mail;\n", "user",
+	    "syntax error: unquoted string 'mail' on line 2: strings need "
+	    "double quotes (\"mail\")" },
+	{ "workers = 1;\nlisteners = (\n  { name = \"a\"; }\n"
+	    "  { name = \"b\"; }\n);\n", "\"b\"",
+	    "syntax error: a ',' is missing between the list elements ending "
+	    "on line 3 and starting on line 4" },
+	{ "workers = 1;\nlog = { level = \"info\"; }};\n", "log",
+	    "syntax error: '}' on line 2 closes nothing" },
+	{ "a = 1;\nb = yes;\n", "b =",
+	    "syntax error: 'yes' on line 2 is not a value: booleans are "
+	    "written true or false" },
+	{ "l = ( { a = 1; }, );\n", "l =",
+	    "syntax error: a ',' before the ')' on line 1" },
+	{ "a = ;\n", "a =", "syntax error: a value is missing after '=' on "
+	    "line 1" },
 	/* across settings */
 	{ LST("    tls_mode = \"implicit\";\n"), "  {\n",
 	    "tls_mode \"implicit\" needs at least one tls.certificates" },
@@ -670,6 +757,7 @@ test_multiple(void)
 	strlist_free(&errs);
 }
 
+/* Unknown keys are errors (SPEC §2), all of them reported, none ignored. */
 static const char unknown_conf[] =
 	"workers = 1;\n"
 	"foo = 1;\n"
@@ -689,20 +777,21 @@ test_unknown_keys(void)
 	struct config	*c;
 
 	c = load(unknown_conf, &errs, &warns);
-	ASSERT_TRUE(c != NULL);
-	ASSERT_EQ(errs.n, 0);
-	ASSERT_EQ(warns.n, 3);
-	ASSERT_MSG(&warns, 2, "unknown key 'foo' (ignored)");
-	ASSERT_MSG(&warns, 6, "unknown key 'listeners[0].backend.adress' "
-	    "(ignored)");
-	ASSERT_MSG(&warns, 8, "unknown key "
-	    "'listeners[0].tls.certificates[0].chain' (ignored)");
+	ASSERT_TRUE(c == NULL);
+	ASSERT_EQ(errs.n, 3);
+	ASSERT_EQ(warns.n, 0);
+	ASSERT_MSG(&errs, 2, "unknown key 'foo'");
+	ASSERT_MSG(&errs, 6, "unknown key 'listeners[0].backend.adress' "
+	    "(did you mean 'listeners[0].backend.address'?)");
+	ASSERT_MSG(&errs, 8, "unknown key "
+	    "'listeners[0].tls.certificates[0].chain'");
 	cfg_unref(c);
+	strlist_free(&errs);
 
 	/* warns may be NULL */
 	c = load(unknown_conf, &errs, NULL);
-	ASSERT_TRUE(c != NULL);
-	cfg_unref(c);
+	ASSERT_TRUE(c == NULL);
+	ASSERT_EQ(errs.n, 3);
 	strlist_free(&errs);
 	strlist_free(&warns);
 }
@@ -901,6 +990,204 @@ test_strlist(void)
 	ASSERT_EQ(l.n, 0);
 	ASSERT_TRUE(l.v == NULL);
 	strlist_free(&l);
+}
+
+/* Edit distance for "did you mean": one row per pair. */
+static const struct {
+	const char	*a, *b;
+	size_t		 d;
+} dist_cases[] = {
+	{ "", "", 0 },
+	{ "", "abc", 3 },
+	{ "abc", "", 3 },
+	{ "require_tls", "require_tls", 0 },
+	{ "requre_tls", "require_tls", 1 },	/* deletion */
+	{ "require_tlss", "require_tls", 1 },	/* insertion */
+	{ "requirx_tls", "require_tls", 1 },	/* substitution */
+	{ "reqiure_tls", "require_tls", 1 },	/* transposition */
+	{ "Workers", "workers", 0 },		/* case ignored */
+	{ "adress", "address", 1 },
+	{ "chain", "cert", 4 },
+	{ "kitten", "sitting", 3 },
+};
+
+static void
+test_edit_distance(void)
+{
+	size_t	i;
+
+	for (i = 0; i < sizeof(dist_cases) / sizeof(dist_cases[0]); i++) {
+		ASSERT_EQ(cfg_edit_distance(dist_cases[i].a, dist_cases[i].b),
+		    dist_cases[i].d);
+		UNIT_ROW("dist_cases[%zu] (%s, %s)", i, dist_cases[i].a,
+		    dist_cases[i].b);
+	}
+}
+
+/*
+ * cfg_syntax_hint() on text libconfig refuses: the hint names the lines
+ * involved.  hint NULL: valid text, no hint.
+ */
+static const struct {
+	const char	*text;
+	const char	*hint;
+} hint_cases[] = {
+	{ "a = 1;\nb = \"x\" \"y\";\nc = [ 1, 2 ];\nd = ( { e = true; },"
+	    " ( ) );\n# comment\n// comment\n/* a\n b */ f : -1.5e3;\n"
+	    "g = { h = 0x1F; i = 100L; j = FALSE, }\n", NULL },
+	{ "@include \"other.conf\"\na = 1;\n", NULL },
+	{ "a = 1;\nuser = mail;\n", "unquoted string 'mail' on line 2: "
+	    "strings need double quotes (\"mail\")" },
+	{ "a = on;\n", "'on' on line 1 is not a value: booleans are written "
+	    "true or false" },
+	{ "a = 1;\nb = ;\n", "a value is missing after '=' on line 2" },
+	{ "a = 1;\nb =\n", "a value is missing after '=' on line 2" },
+	{ "a  1;\n", "an '=' is missing after 'a' on line 1 (found a number "
+	    "on line 1)" },
+	{ "g = {\n  a = 1;\n\n", "the group '{' opened on line 1 is never "
+	    "closed (a '}' is missing)" },
+	{ "g = {\n  h = {\n    a = 1;\n  };\n", "the group '{' opened on "
+	    "line 1 is never closed" },
+	{ "g = {\n  a = 1;\n}};\n", "'}' on line 3 closes nothing" },
+	{ "g = {\n  a = 1;\n);\n", "')' on line 3, but the group '{' opened "
+	    "on line 1 is still open (a '}' is missing)" },
+	{ "l = (\n  { a = 1; }\n  { b = 2; }\n);\n", "a ',' is missing "
+	    "between the list elements ending on line 2 and starting on "
+	    "line 3" },
+	{ "l = ( 1, 2\n", "the list '(' opened on line 1 is never closed (a "
+	    "')' is missing)" },
+	{ "l = ( { a = 1; }, );\n", "a ',' before the ')' on line 1: the "
+	    "last element of a list takes no ','" },
+	{ "l = ( a = 1; );\n", "a setting ('a' on line 1) directly in the "
+	    "list opened on line 1" },
+	{ "a = [ \"x\",\n  \"y\" ;\n", "the array '[' opened on line 1 is "
+	    "not closed: expected ',' or ']', found ';' on line 2" },
+	{ "a = [ \"x\", ];\n", "a ',' before the ']' on line 1: the last "
+	    "element of an array takes no ','" },
+	{ "a = [ 1\n 2 ];\n", "a ',' is missing between the array elements "
+	    "on lines 1 and 2" },
+	{ "a = [ { b = 1; } ];\n", "an array [ ... ] on line 1 holds only "
+	    "strings, numbers or booleans" },
+	{ "a = 1;\ns = \"abc;\nb = 2;\n", "the string that starts on line 2 "
+	    "is never closed (a '\"' is missing)" },
+	{ "g = { a = 1; };;\n", "an extra ';' on line 1" },
+	{ "a = 1;\n\"x\" = 2;\n", "expected a setting name, found a string "
+	    "on line 2" },
+	{ "a = 1;\nb = 2 % 3;\n", "expected a setting name, found '%' on "
+	    "line 2" },
+};
+
+static void
+test_syntax_hints(void)
+{
+	char		 buf[512];
+	const char	*h;
+	size_t		 i;
+
+	for (i = 0; i < sizeof(hint_cases) / sizeof(hint_cases[0]); i++) {
+		h = cfg_syntax_hint(hint_cases[i].text, buf, sizeof(buf));
+		if (hint_cases[i].hint == NULL)
+			ASSERT_TRUE(h == NULL);
+		else {
+			ASSERT_TRUE(h != NULL && strstr(h,
+			    hint_cases[i].hint) != NULL);
+			if (h == NULL || strstr(h, hint_cases[i].hint) == NULL)
+				fprintf(stderr, "    got: %s\n", h != NULL ?
+				    h : "(none)");
+		}
+		UNIT_ROW("hint_cases[%zu]", i);
+	}
+	/* The reference configs of this file have nothing to hint at. */
+	ASSERT_TRUE(cfg_syntax_hint(full_conf, buf, sizeof(buf)) == NULL);
+	ASSERT_TRUE(cfg_syntax_hint(unknown_conf, buf, sizeof(buf)) == NULL);
+	ASSERT_TRUE(cfg_syntax_hint("", buf, sizeof(buf)) == NULL);
+	ASSERT_TRUE(cfg_syntax_hint(NULL, buf, sizeof(buf)) == NULL);
+}
+
+/* A syntax error in a file: libconfig's line, its text and the hint. */
+static void
+test_syntax_error_message(void)
+{
+	static const char	 text[] = "workers = 1;\n"
+	    "listeners = (\n  {\n    name = \"mx\";\n";
+	struct strlist		 errs = { 0 };
+	struct config		*c;
+
+	c = load(text, &errs, NULL);
+	ASSERT_TRUE(c == NULL);
+	ASSERT_EQ(errs.n, 1);
+	ASSERT_MSG(&errs, 5, "syntax error: the group '{' opened on line 3 "
+	    "is never closed (a '}' is missing)");
+	strlist_free(&errs);
+}
+
+/* cfg_where(): the line of the setting named, else of the nearest
+ * enclosing group written, with the key path. */
+static const char where_conf[] =
+	"workers = 1;\n"
+	"listeners = (\n"
+	"  {\n"
+	"    name = \"mx\";\n"
+	"    listen = \"127.0.0.1:2525\";\n"
+	"    backend = { address = \"127.0.0.1:25\"; };\n"
+	"    tls = {\n"
+	"      certificates = (\n"
+	"        { cert = \"a.pem\";\n"
+	"          key = \"a.key\"; }\n"
+	"      );\n"
+	"      ciphers = \"HIGH\";\n"
+	"    };\n"
+	"  }\n"
+	");\n";
+
+static void
+test_where(void)
+{
+	static const struct {
+		const char	*key;
+		const char	*marker;	/* NULL: no line */
+	} rows[] = {
+		{ "workers", "workers" },
+		{ "listeners[0].tls.ciphers", "ciphers" },
+		{ "listeners[0].tls.ciphersuites", "tls = {" },	/* default */
+		{ "listeners[0].tls.certificates[0].cert", "cert =" },
+		{ "listeners[0].tls.certificates[0].key", "key =" },
+		{ "listeners[0].tls.certificates[0].names", "{ cert" },
+		{ "listeners[0].limits.max_line", "  {\n" },
+		{ "listeners[0]", "  {\n" },
+		{ "shutdown_timeout", NULL },
+	};
+	struct strlist	 errs = { 0 };
+	struct config	*c;
+	char		 buf[PATH_MAX + 300], want[PATH_MAX + 300];
+	size_t		 i;
+
+	c = load(where_conf, &errs, NULL);
+	ASSERT_TRUE(c != NULL);
+	dump("err", &errs);
+	if (c == NULL)
+		goto out;
+	for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		if (rows[i].marker != NULL)
+			snprintf(want, sizeof(want), "%s:%d: %s", conf,
+			    line_of(where_conf, rows[i].marker), rows[i].key);
+		else
+			snprintf(want, sizeof(want), "%s: %s", conf,
+			    rows[i].key);
+		ASSERT_STR_EQ(cfg_where(c, buf, sizeof(buf), "%s",
+		    rows[i].key), want);
+		UNIT_ROW("where rows[%zu] (%s)", i, rows[i].key);
+	}
+	/* printf-style keys */
+	snprintf(want, sizeof(want), "%s:%d: listeners[0].tls.ciphers", conf,
+	    line_of(where_conf, "ciphers"));
+	ASSERT_STR_EQ(cfg_where(c, buf, sizeof(buf), "listeners[%zu].tls.%s",
+	    (size_t)0, "ciphers"), want);
+	/* No config: the key alone */
+	ASSERT_STR_EQ(cfg_where(NULL, buf, sizeof(buf), "x.y"), "x.y");
+	cfg_unref(c);
+out:
+	strlist_free(&errs);
 }
 
 /* log.c: run fn with fd 2 sent to a file, return what it wrote. */
@@ -1122,6 +1409,10 @@ main(void)
 	test_duplicates();
 	test_multiple();
 	test_unknown_keys();
+	test_edit_distance();
+	test_syntax_hints();
+	test_syntax_error_message();
+	test_where();
 	test_warnings();
 	test_unreadable();
 	test_relative_config_path();

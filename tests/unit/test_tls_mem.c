@@ -894,14 +894,15 @@ test_bad(void)
 	p = tpath("garbage", "key");
 	CHECK(haveline(&errs, p, "private key"), "not a key");
 	free(p);
-	CHECK(haveline(&errs, "test.conf:10: tls.ciphers", "NO-SUCH-CIPHER"),
+	CHECK(haveline(&errs, "test.conf:10: listeners[0].tls.ciphers",
+	    "NO-SUCH-CIPHER"),
 	    "bad cipher list");
 	p = tpath("nosuchca", "pem");
 	CHECK(haveline(&errs, p, "client_ca"), "unreadable client_ca");
 	free(p);
-	CHECK(haveline(&errs, "test.conf:20: tls.ciphersuites",
+	CHECK(haveline(&errs, "test.conf:20: listeners[2].tls.ciphersuites",
 	    "TLS_NO_SUCH_SUITE"), "bad ciphersuites");
-	CHECK(!haveline(&errs, "test.conf:10: tls.ciphersuites", NULL),
+	CHECK(!haveline(&errs, "listeners[0].tls.ciphersuites", NULL),
 	    "good ciphersuites not flagged");
 	if (nfail)
 		dumplist("err", &errs);
