@@ -1635,11 +1635,16 @@ sess_linger(struct session *s)
 	if (!(s->flags & SF_BE_GONE))
 		backend_close(s);
 	/* After QUIT's 221 the client wants nothing more (and a TLS client's
-	 * close_notify may be all that is unread); with nothing unread a
-	 * plain close sends FIN as well. */
+	 * close_notify may be all that is unread).  Any other last reply (a
+	 * 421 the client did not ask for, say) may cross a command already
+	 * on its way: a close now would answer that command with a reset,
+	 * which can destroy the reply at the client, so drain even when
+	 * nothing is unread yet (but not while the process stops: it must
+	 * exit within shutdown_timeout). */
 	if ((s->flags & (SF_CLIENT_EOF | SF_QUIT)) ||
 	    uv_fileno((uv_handle_t *)&s->client, &fd) < 0 ||
-	    ioctl(fd, FIONREAD, &unread) < 0 || unread == 0) {
+	    ioctl(fd, FIONREAD, &unread) < 0 ||
+	    (unread == 0 && s->w->stopping)) {
 		sess_close(s, s->end ? s->end : "quit");
 		return;
 	}
