@@ -18,6 +18,7 @@
 #include <sys/types.h>
 
 #include <errno.h>
+#include <pthread.h>
 #include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -41,6 +42,25 @@
 #include "tls.h"
 
 #define TLS_GROUPS		"X25519:P-256:X448:P-384:P-521"
+
+/*
+ * Default cipher choice (SPEC 3), in the server's order.  TLS 1.2:
+ * forward-secret AEAD only, AES-128-GCM first (as safe as AES-256 here and
+ * cheaper per byte), no CBC (LUCKY13).  TLS 1.0 and 1.1 know no AEAD suite:
+ * a listener that allows them also gets the ECDHE CBC suites they can use,
+ * after every AEAD one, so a TLS 1.2 client still gets AEAD.
+ */
+#define TLS_CIPHERS_AEAD						\
+	"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"	\
+	"ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"	\
+	"ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
+#define TLS_CIPHERS		TLS_CIPHERS_AEAD
+#define TLS_CIPHERS_LEGACY	TLS_CIPHERS_AEAD ":"			\
+	"ECDHE-ECDSA-AES128-SHA:ECDHE-RSA-AES128-SHA:"			\
+	"ECDHE-ECDSA-AES256-SHA:ECDHE-RSA-AES256-SHA"
+#define TLS_SUITES							\
+	"TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:"		\
+	"TLS_CHACHA20_POLY1305_SHA256"
 #define TLS_NAMELEN		256	/* 253 octets, a dot and NUL, rounded */
 #define TLS_MAXCAND		16	/* equally good certificates for one name */
 #define TLS_EXPIRY_WARN_DAYS	14
@@ -388,6 +408,59 @@ tls_where(const struct config *cfg, const struct cfg_listener *l, char *buf,
 static int	tls_on_client_hello(SSL *, int *, void *);
 
 /*
+ * TLS 1.0 and 1.1 sign the key exchange with MD5+SHA-1 (RSA) or SHA-1
+ * (ECDSA), and OpenSSL 3 rates those below 80 bits: every security level
+ * above 0 (Debian builds with 2) then fails these handshakes with "no
+ * suitable signature algorithm".  That is the only check they trip, so
+ * rather than dropping to level 0 (which turns off every check: weak
+ * client certificate keys, anonymous or export suites in an operator's
+ * list), listeners that allow old versions get a security callback that
+ * keeps OpenSSL's own verdict except for exactly those two digests on a
+ * connection that negotiated TLS 1.0 or 1.1.  TLS 1.2 and 1.3 sessions on
+ * the same listener keep the full level.
+ */
+typedef int	(*tls_sec_fn)(const SSL *, const SSL_CTX *, int, int, int,
+		    void *, void *);
+
+static pthread_once_t	tls_sec_once = PTHREAD_ONCE_INIT;
+static tls_sec_fn	tls_sec_default;	/* OpenSSL's, set once */
+
+static void
+tls_sec_init(void)
+{
+	SSL_CTX	*ctx;
+
+	if ((ctx = SSL_CTX_new(TLS_server_method())) != NULL) {
+		tls_sec_default = SSL_CTX_get_security_callback(ctx);
+		SSL_CTX_free(ctx);
+	}
+}
+
+static int
+tls_sec_legacy(const SSL *ssl, const SSL_CTX *ctx, int op, int bits, int nid,
+    void *other, void *ex)
+{
+	if (tls_sec_default(ssl, ctx, op, bits, nid, other, ex))
+		return 1;
+	return ssl != NULL &&
+	    (op & SSL_SECOP_OTHER_TYPE) == SSL_SECOP_OTHER_SIGALG &&
+	    (nid == NID_sha1 || nid == NID_md5_sha1) &&
+	    SSL_version(ssl) >= TLS1_VERSION &&
+	    SSL_version(ssl) < TLS1_2_VERSION;
+}
+
+/* Let TLS 1.0 and 1.1 handshakes sign as they must.  Returns 0 or -1. */
+static int
+tls_legacy_sec(SSL_CTX *ctx)
+{
+	if (pthread_once(&tls_sec_once, tls_sec_init) != 0 ||
+	    tls_sec_default == NULL)
+		return -1;
+	SSL_CTX_set_security_callback(ctx, tls_sec_legacy);
+	return 0;
+}
+
+/*
  * The listener-wide settings of one context.  When report is set,
  * problems (bad cipher strings, client_ca) go to errs.  Returns 0 or -1.
  */
@@ -397,6 +470,7 @@ tls_ctx_setup(SSL_CTX *ctx, const struct config *cfg,
 {
 	STACK_OF(X509_NAME)	*cas;
 	unsigned char		 sid[SSL_MAX_SID_CTX_LENGTH];
+	const char		*ciphers, *suites;
 	char			 where[1024];
 	int			 n, rv = 0, minv, mode;
 
@@ -430,21 +504,31 @@ tls_ctx_setup(SSL_CTX *ctx, const struct config *cfg,
 		rv = -1;
 	}
 
-	if (l->tls.ciphers != NULL && l->tls.ciphers[0] != '\0' &&
-	    !SSL_CTX_set_cipher_list(ctx, l->tls.ciphers)) {
+	ciphers = l->tls.ciphers != NULL && l->tls.ciphers[0] != '\0' ?
+	    l->tls.ciphers : minv < TLS1_2_VERSION ? TLS_CIPHERS_LEGACY :
+	    TLS_CIPHERS;
+	if (!SSL_CTX_set_cipher_list(ctx, ciphers)) {
 		if (report)
 			strlist_add(errs, "%s: no usable cipher in \"%s\"",
 			    cfg_where(cfg, where, sizeof(where),
-			    "listeners[%zu].tls.ciphers", li), l->tls.ciphers);
+			    "listeners[%zu].tls.ciphers", li), ciphers);
 		rv = -1;
 	}
-	if (l->tls.ciphersuites != NULL && l->tls.ciphersuites[0] != '\0' &&
-	    !SSL_CTX_set_ciphersuites(ctx, l->tls.ciphersuites)) {
+	suites = l->tls.ciphersuites != NULL &&
+	    l->tls.ciphersuites[0] != '\0' ? l->tls.ciphersuites : TLS_SUITES;
+	if (!SSL_CTX_set_ciphersuites(ctx, suites)) {
 		if (report)
 			strlist_add(errs, "%s: bad suite list \"%s\"",
 			    cfg_where(cfg, where, sizeof(where),
-			    "listeners[%zu].tls.ciphersuites", li),
-			    l->tls.ciphersuites);
+			    "listeners[%zu].tls.ciphersuites", li), suites);
+		rv = -1;
+	}
+	if (minv < TLS1_2_VERSION && tls_legacy_sec(ctx) == -1) {
+		if (report)
+			strlist_add(errs, "%s: cannot allow the signatures "
+			    "of TLS 1.0/1.1", cfg_where(cfg, where,
+			    sizeof(where), "listeners[%zu].tls.min_version",
+			    li));
 		rv = -1;
 	}
 
