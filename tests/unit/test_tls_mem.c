@@ -1,7 +1,8 @@
 /*
  * test_tls_mem - tls.c over memory: certificate loading, SNI choice, key
  * type choice, version floor, renegotiation refusal, client certificates,
- * application data, and the "-t" report.
+ * application data, the default ciphers and old TLS versions, and the "-t"
+ * report.
  *
  * Keys and certificates are generated at run time in a fresh temporary
  * directory (removed at the end); none is ever checked in.  The
@@ -243,6 +244,8 @@ struct copts {
 	const char	*ccert;		/* client certificate base name */
 	const char	*groups;	/* client key exchange groups */
 	SSL_SESSION	*sess;		/* to resume */
+	const char	*ciphers;	/* client's TLS <= 1.2 list, its order */
+	const char	*suites;	/* client's TLS 1.3 suites, its order */
 };
 
 static void
@@ -297,6 +300,10 @@ pair_open(struct pair *p, const struct tls_set *set, size_t li,
 	if (o->groups != NULL && !SSL_set1_groups_list(p->cli, o->groups))
 		abort();
 	if (o->sess != NULL && !SSL_set_session(p->cli, o->sess))
+		abort();
+	if (o->ciphers != NULL && !SSL_set_cipher_list(p->cli, o->ciphers))
+		abort();
+	if (o->suites != NULL && !SSL_set_ciphersuites(p->cli, o->suites))
 		abort();
 	p->crd = BIO_new(BIO_s_mem());
 	p->cwr = BIO_new(BIO_s_mem());
@@ -830,6 +837,179 @@ test_good(void)
 	strlist_free(&warns);
 }
 
+/*
+ * One handshake on listener li; returns 1 when it worked and the
+ * negotiated version and cipher are want_ver and want (NULL: any).
+ */
+static int
+try_cipher(const struct tls_set *set, size_t li, const struct copts *o,
+    const char *want_ver, const char *want)
+{
+	struct pair	p;
+	const char	*v = "", *c = "";
+	int		ok;
+
+	ok = pair_open(&p, set, li, o) == 0;
+	if (ok) {
+		v = SSL_get_version(p.cli);
+		c = SSL_get_cipher_name(p.cli);
+		ok = (want_ver == NULL || strcmp(v, want_ver) == 0) &&
+		    (want == NULL || strcmp(c, want) == 0);
+		if (!ok)
+			fprintf(stderr, "  listener %zu: got %s %s, want %s %s\n",
+			    li, v, c, nz(want_ver), nz(want));
+	}
+	pair_close(&p);
+	return ok;
+}
+
+/*
+ * SPEC 3 defaults: AEAD only, AES-128-GCM first, the server's order; TLS
+ * 1.3 with TLS_AES_128_GCM_SHA256 first; min_version below TLSv1.2 adds the
+ * ECDHE CBC suites and lets TLS 1.0/1.1 sign with SHA-1 and MD5+SHA-1,
+ * but only TLS 1.0/1.1 connections.  Listeners: 0 default (EC and RSA
+ * certificates), 1 min_version TLSv1 (EC), 2 min_version TLSv1 (RSA),
+ * 3 the operator's own lists, 4 min_version TLSv1.1 (EC).
+ */
+static void
+test_ciphers(void)
+{
+	struct config	*cfg;
+	struct cfg_listener *l;
+	struct strlist	 errs = { 0 }, warns = { 0 };
+	struct copts	 o;
+	const char	*cbc[] = { "ECDHE-ECDSA-AES128-SHA256",
+			    "ECDHE-ECDSA-AES256-SHA384", "ECDHE-ECDSA-AES128-SHA",
+			    "ECDHE-ECDSA-AES256-SHA", "ECDHE-RSA-AES128-SHA256",
+			    "ECDHE-RSA-AES128-SHA", "AES128-SHA256", "AES128-SHA",
+			    "AES128-GCM-SHA256", "DHE-RSA-AES128-GCM-SHA256" };
+	size_t		 i;
+	int		 r;
+
+	cfg = newcfg(5);
+	setlistener(&cfg->listeners[0], "default", 2);
+	setcert(&cfg->listeners[0].tls.certs[0], "mx1", "mx1", NULL, NULL);
+	setcert(&cfg->listeners[0].tls.certs[1], "dualrsa", "dualrsa",
+	    "mx1.example.org", NULL);
+	setlistener(&cfg->listeners[1], "old-ec", 1);
+	cfg->listeners[1].tls.min_version = TLS1_VERSION;
+	setcert(&cfg->listeners[1].tls.certs[0], "mx1", "mx1", NULL, NULL);
+	setlistener(&cfg->listeners[2], "old-rsa", 1);
+	cfg->listeners[2].tls.min_version = TLS1_VERSION;
+	setcert(&cfg->listeners[2].tls.certs[0], "dualrsa", "dualrsa", NULL,
+	    NULL);
+	l = &cfg->listeners[3];
+	setlistener(l, "custom", 1);
+	setcert(&l->tls.certs[0], "mx1", "mx1", NULL, NULL);
+	free(l->tls.ciphers);
+	l->tls.ciphers = strdup("ECDHE-ECDSA-AES256-GCM-SHA384:"
+	    "ECDHE-ECDSA-AES128-SHA");
+	free(l->tls.ciphersuites);
+	l->tls.ciphersuites = strdup("TLS_CHACHA20_POLY1305_SHA256:"
+	    "TLS_AES_128_GCM_SHA256");
+	setlistener(&cfg->listeners[4], "old11", 1);
+	cfg->listeners[4].tls.min_version = TLS1_1_VERSION;
+	setcert(&cfg->listeners[4].tls.certs[0], "mx1", "mx1", NULL, NULL);
+
+	r = tls_set_build(cfg, &errs, &warns);
+	dumplist("err", &errs);
+	CHECK(r == 0 && errs.n == 0, "build cipher set");
+	if (r != 0)
+		goto out;
+
+	/* TLS 1.2: the client's order (AES-256 and ChaCha20 first) loses. */
+	memset(&o, 0, sizeof(o));
+	o.maxver = TLS1_2_VERSION;
+	o.ciphers = "ECDHE-ECDSA-AES256-GCM-SHA384:"
+	    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES128-GCM-SHA256:"
+	    "ECDHE-ECDSA-AES128-SHA256";
+	CHECK(try_cipher(cfg->tls, 0, &o, "TLSv1.2",
+	    "ECDHE-ECDSA-AES128-GCM-SHA256"), "TLS 1.2 default AES-128-GCM");
+	o.ciphers = "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-AES128-GCM-SHA256";
+	CHECK(try_cipher(cfg->tls, 0, &o, "TLSv1.2",
+	    "ECDHE-RSA-AES128-GCM-SHA256"), "TLS 1.2 RSA AES-128-GCM");
+	o.ciphers = "ECDHE-ECDSA-AES256-GCM-SHA384";
+	CHECK(try_cipher(cfg->tls, 0, &o, "TLSv1.2",
+	    "ECDHE-ECDSA-AES256-GCM-SHA384"), "TLS 1.2 AES-256-GCM served");
+	o.ciphers = "ECDHE-ECDSA-CHACHA20-POLY1305";
+	CHECK(try_cipher(cfg->tls, 0, &o, "TLSv1.2",
+	    "ECDHE-ECDSA-CHACHA20-POLY1305"), "TLS 1.2 ChaCha20 served");
+	/* No CBC (LUCKY13), no static RSA, no DHE by default. */
+	for (i = 0; i < sizeof(cbc) / sizeof(cbc[0]); i++) {
+		o.ciphers = cbc[i];
+		CHECK(!try_cipher(cfg->tls, 0, &o, NULL, NULL),
+		    "default refuses %s", cbc[i]);
+		CHECK(!try_cipher(cfg->tls, 1, &o, "TLSv1.2", NULL) ||
+		    strstr(cbc[i], "ECDHE") != NULL,
+		    "old listener refuses non-ECDHE %s", cbc[i]);
+	}
+
+	/* TLS 1.3: TLS_AES_128_GCM_SHA256 before the client's AES-256. */
+	memset(&o, 0, sizeof(o));
+	o.suites = "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:"
+	    "TLS_AES_128_GCM_SHA256";
+	CHECK(try_cipher(cfg->tls, 0, &o, "TLSv1.3", "TLS_AES_128_GCM_SHA256"),
+	    "TLS 1.3 default AES-128-GCM");
+	o.suites = "TLS_CHACHA20_POLY1305_SHA256";
+	CHECK(try_cipher(cfg->tls, 0, &o, "TLSv1.3",
+	    "TLS_CHACHA20_POLY1305_SHA256"), "TLS 1.3 ChaCha20 served");
+
+	/* The operator's lists replace the defaults, CBC included. */
+	memset(&o, 0, sizeof(o));
+	o.maxver = TLS1_2_VERSION;
+	CHECK(try_cipher(cfg->tls, 3, &o, "TLSv1.2",
+	    "ECDHE-ECDSA-AES256-GCM-SHA384"), "custom ciphers");
+	o.ciphers = "ECDHE-ECDSA-AES128-SHA";
+	CHECK(try_cipher(cfg->tls, 3, &o, "TLSv1.2", "ECDHE-ECDSA-AES128-SHA"),
+	    "custom CBC");
+	memset(&o, 0, sizeof(o));
+	CHECK(try_cipher(cfg->tls, 3, &o, "TLSv1.3",
+	    "TLS_CHACHA20_POLY1305_SHA256"), "custom suites");
+
+	/* TLS 1.0 and 1.1: refused by default, served when allowed, with an
+	 * EC key (SHA-1 signature) and an RSA key (MD5+SHA-1). */
+	memset(&o, 0, sizeof(o));
+	o.maxver = TLS1_VERSION;
+	CHECK(!try_cipher(cfg->tls, 0, &o, NULL, NULL), "TLS 1.0 refused");
+	CHECK(try_cipher(cfg->tls, 1, &o, "TLSv1", "ECDHE-ECDSA-AES128-SHA"),
+	    "TLS 1.0 EC");
+	CHECK(try_cipher(cfg->tls, 2, &o, "TLSv1", "ECDHE-RSA-AES128-SHA"),
+	    "TLS 1.0 RSA");
+	CHECK(!try_cipher(cfg->tls, 4, &o, NULL, NULL),
+	    "TLS 1.0 refused by TLSv1.1");
+	o.maxver = TLS1_1_VERSION;
+	CHECK(!try_cipher(cfg->tls, 0, &o, NULL, NULL), "TLS 1.1 refused");
+	CHECK(try_cipher(cfg->tls, 1, &o, "TLSv1.1", "ECDHE-ECDSA-AES128-SHA"),
+	    "TLS 1.1 EC");
+	CHECK(try_cipher(cfg->tls, 2, &o, "TLSv1.1", "ECDHE-RSA-AES128-SHA"),
+	    "TLS 1.1 RSA");
+	CHECK(try_cipher(cfg->tls, 4, &o, "TLSv1.1", "ECDHE-ECDSA-AES128-SHA"),
+	    "TLS 1.1 on TLSv1.1");
+
+	/* The same listeners keep AEAD and the security level for TLS 1.2:
+	 * no SHA-1 signature there. */
+	memset(&o, 0, sizeof(o));
+	CHECK(try_cipher(cfg->tls, 1, &o, "TLSv1.3", "TLS_AES_128_GCM_SHA256"),
+	    "old listener TLS 1.3");
+	o.maxver = TLS1_2_VERSION;
+	CHECK(try_cipher(cfg->tls, 1, &o, "TLSv1.2",
+	    "ECDHE-ECDSA-AES128-GCM-SHA256"), "old listener TLS 1.2 AEAD");
+	o.ciphers = "DEFAULT:@SECLEVEL=0";
+	o.sigalgs = "ECDSA+SHA1";
+	CHECK(!try_cipher(cfg->tls, 1, &o, NULL, NULL),
+	    "old listener refuses TLS 1.2 SHA-1 signatures (EC)");
+	o.sigalgs = "RSA+SHA1";
+	CHECK(!try_cipher(cfg->tls, 2, &o, NULL, NULL),
+	    "old listener refuses TLS 1.2 SHA-1 signatures (RSA)");
+	o.sigalgs = "ECDSA+SHA256";
+	CHECK(try_cipher(cfg->tls, 1, &o, "TLSv1.2", NULL),
+	    "old listener TLS 1.2 SHA-256 signature");
+ out:
+	freecfg(cfg);
+	strlist_free(&errs);
+	strlist_free(&warns);
+}
+
 static void
 test_bad(void)
 {
@@ -995,6 +1175,7 @@ main(void)
 	printf("OpenSSL: %s\n", tls_library_version());
 	CHECK(strstr(tls_library_version(), "OpenSSL") != NULL, "version");
 	test_good();
+	test_ciphers();
 	test_bad();
 	test_report();
 
