@@ -74,8 +74,8 @@ struct cfg_listener {
 		struct cfg_cert	*certs;		/* certs[0] is the default */
 		size_t		 n_certs;
 		int		 min_version;	/* wire number, 0x0303 = TLSv1.2 */
-		char		*ciphers;	/* "" = OpenSSL default */
-		char		*ciphersuites;	/* "" = OpenSSL default */
+		char		*ciphers;	/* "" = tls.c default (AEAD) */
+		char		*ciphersuites;	/* "" = tls.c default */
 		char		*client_ca;	/* "" = none, else resolved path */
 		enum verify_client verify_client;
 		int		 handshake_timeout;
