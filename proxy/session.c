@@ -115,6 +115,8 @@ enum in_mode {
 					    until the first command after TLS */
 #define SF_XSENT		0x200000 /* XCLIENT sent on this backend connection */
 #define SF_XHOLD		0x400000 /* XCLIENT's reply pending: send nothing */
+#define SF_FAILING		0x800000 /* failed mid-handshake: the reply waits
+					    in the queue for TLS to be up */
 
 /* What the session timer measures in SS_COMMANDS (see sess_arm_timer). */
 enum timer_kind {
@@ -627,7 +629,8 @@ sess_fail(struct session *s, const char *why, const char *reply)
 {
 	struct reply_slot *slot;
 
-	if (s->state == SS_CLOSED || (s->flags & SF_CLOSE_AFTER_FLUSH))
+	if (s->state == SS_CLOSED ||
+	    (s->flags & (SF_CLOSE_AFTER_FLUSH | SF_FAILING)))
 		return;
 	if (s->end == NULL)
 		s->end = why;
@@ -636,7 +639,17 @@ sess_fail(struct session *s, const char *why, const char *reply)
 	s->in = IN_IGNORE;
 	buf_consume(&s->cin, s->cin.len);
 	if (s->state == SS_HANDSHAKE || s->state == SS_STARTTLS_DRAIN) {
-		sess_close(s, why);
+		/* After STARTTLS's 220 the client completes its handshake
+		 * and sends a command (a TLS 1.3 client may already have):
+		 * answer that with the reply once TLS is up, rather than
+		 * with a close that looks like a dropped command.  Implicit
+		 * TLS has no backend yet and owes nothing. */
+		if (!(s->flags & SF_BE_OPEN) || replyq_push_local(&s->rq,
+		    SMTP_V_UNKNOWN, RS_CLOSE, reply, strlen(reply)) == NULL) {
+			sess_close(s, why);
+			return;
+		}
+		s->flags |= SF_FAILING;
 		return;
 	}
 	if ((slot = replyq_waiting(&s->rq)) != NULL) {
@@ -716,7 +729,7 @@ handshake_done(struct session *s)
 	s->flags &= ~(SF_BDAT_TX | SF_ESMTP);
 	smtp_framer_init(&s->framer, (size_t)s->lc->limits.max_line);
 	buf_consume(&s->bin, s->bin.len);
-	s->in = IN_CMD;
+	s->in = (s->flags & SF_FAILING) ? IN_IGNORE : IN_CMD;
 	s->t_active = uv_now(&s->w->loop);
 	if (!(s->flags & SF_BE_OPEN)) {		/* implicit TLS: now the backend */
 		backend_start(s);
@@ -1587,7 +1600,8 @@ sess_pump(struct session *s)
 			}
 		}
 		client_input(s);
-		flush_slots(s);
+		if (s->state != SS_STARTTLS_DRAIN && s->state != SS_HANDSHAKE)
+			flush_slots(s);
 		flush_backend(s);
 		flush_client(s);
 		if (s->state == SS_CLOSED)
