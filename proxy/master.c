@@ -194,7 +194,8 @@ fd_limit_check(const struct config *cfg, int nworkers, int raise)
 			    old, (unsigned long long)rl.rlim_cur);
 	}
 	for (i = 0; i < cfg->n_listeners; i++)
-		conns += (unsigned long long)cfg->listeners[i].limits.max_connections;
+		conns += (unsigned long long)
+		    cfg->listeners[i].limits.max_connections;
 	need = 2 * conns + FD_SLACK + (unsigned long long)nworkers *
 	    (cfg->n_listeners + FD_PER_WORKER);
 	if (rl.rlim_cur != RLIM_INFINITY &&

@@ -160,10 +160,10 @@ limits_release(struct lsn_limits *l, const struct sockaddr *sa)
 /* --- accepting ------------------------------------------------------ */
 
 /*
- * The first refusal is logged at once; those within the next
- * REFUSE_LOG_MS only counted, and one line reports their number when the
- * interval is over.  At most one line per REFUSE_LOG_MS per worker, however
- * many connections arrive.
+ * The first refusal is logged at once and starts a REFUSE_LOG_MS timer;
+ * refusals while it runs are only counted, and when it fires one line
+ * gives their number (and starts the next interval).  At most one line per
+ * REFUSE_LOG_MS per worker, however many connections arrive.
  */
 static void
 on_refuse_timer(uv_timer_t *t)
@@ -176,26 +176,16 @@ on_refuse_timer(uv_timer_t *t)
 	    "delayed for lack of descriptors or memory", w->index,
 	    w->refuse_quiet);
 	w->refuse_quiet = 0;
-	w->refuse_log_ms = uv_now(&w->loop);
 	uv_timer_start(&w->refuse_timer, on_refuse_timer, REFUSE_LOG_MS, 0);
 }
 
 static void
 refuse_log(struct worker *w, const char *listener, enum refuse_reason why)
 {
-	uint64_t now;
-
-	uv_update_time(&w->loop);
-	now = uv_now(&w->loop);
-	if (uv_is_active((uv_handle_t *)&w->refuse_timer) ||
-	    (w->refuse_log_ms != 0 && now - w->refuse_log_ms < REFUSE_LOG_MS)) {
+	if (uv_is_active((uv_handle_t *)&w->refuse_timer)) {
 		w->refuse_quiet++;
-		if (!uv_is_active((uv_handle_t *)&w->refuse_timer))
-			uv_timer_start(&w->refuse_timer, on_refuse_timer,
-			    w->refuse_log_ms + REFUSE_LOG_MS - now, 0);
 		return;
 	}
-	w->refuse_log_ms = now;
 	if (why == REFUSE_MEMORY)
 		log_warnx("listener %s: connection refused: out of memory",
 		    listener);
@@ -203,7 +193,6 @@ refuse_log(struct worker *w, const char *listener, enum refuse_reason why)
 		log_warnx("listener %s: connection refused: out of file "
 		    "descriptors (raise the limit, e.g. LimitNOFILE=, or "
 		    "lower max_connections)", listener);
-	/* Counts what the next interval suppresses. */
 	uv_timer_start(&w->refuse_timer, on_refuse_timer, REFUSE_LOG_MS, 0);
 }
 
@@ -271,6 +260,8 @@ on_backoff(uv_timer_t *t)
 static void
 lsn_pause(struct lsn *l)
 {
+	log_debug("listener %s: worker %d pauses accepting for %d ms",
+	    l->w->cfg->listeners[l->li].name, l->w->index, ACCEPT_BACKOFF_MS);
 	uv_poll_stop(&l->poll);
 	uv_timer_start(&l->backoff, on_backoff, ACCEPT_BACKOFF_MS, 0);
 }

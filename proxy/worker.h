@@ -40,7 +40,7 @@ struct lsn_shared {
  * descriptors is answered, counted and paced here, not inside libuv. */
 struct lsn {
 	uv_poll_t		 poll;		/* readable: connections wait */
-	uv_timer_t		 backoff;	/* polling paused after exhaustion */
+	uv_timer_t		 backoff;	/* pause after exhaustion */
 	int			 fd;		/* the listening socket (owned) */
 	int			 handles;	/* open handles, freed at 0 */
 	struct worker		*w;
@@ -85,7 +85,6 @@ struct worker {
 	int			 headroom;	/* free descriptors a new session
 						 * needs to find (worker.c) */
 	uv_timer_t		 refuse_timer;	/* logs the refusals not logged */
-	uint64_t		 refuse_log_ms;	/* when the last refusal was logged */
 	uint64_t		 refuse_quiet;	/* refusals since, not logged */
 	int			 stopping;	/* 0, 1 grace, 2 421 sent */
 	uv_timer_t		 stop_timer;
