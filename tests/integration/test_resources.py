@@ -178,3 +178,41 @@ def test_descriptor_limit_too_low_is_named(proxy_factory, sink):
                   r"(\d+) that max_connections needs \(10000 connections",
                   p.stderr())
     assert m and int(m.group(1)) > 20000, p.stderr()
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("mode", [{"proxy_protocol": True},
+                                  {"tls_mode": "implicit"}])
+def test_descriptor_exhaustion_no_plaintext_where_it_makes_no_sense(
+        proxy_factory, sink, many_fds, mode):
+    """Behind a PROXY header or on an implicit TLS port, a refusal closes
+    the connection without a byte; still counted, still bounded."""
+    stats_port = helpers.free_port()
+    p = proxy_factory(sink, top={"stats": {
+        "listen": "127.0.0.1:%d" % stats_port}},
+        listener=dict(mode, limits={"max_connections_per_ip": 5000}),
+        preexec_fn=nofile(LOW, LOW))
+    held = []
+    try:
+        held = connect_all(p.port, N)
+        # Taken ones wait for a header / ClientHello (None); refused ones
+        # are closed at once (b"").
+        lines = first_lines(held, 5)
+        closed = [l for l in lines if l == b""]
+        assert all(l is None or l == b"" for l in lines), \
+            [l for l in lines if l][:5]
+        assert closed and len(closed) < N, len(closed)
+        logged = refusal_lines(p.stderr())
+        assert 1 <= len(logged) <= 20, logged
+    finally:
+        for s in held:
+            s.close()
+    samples = {}
+
+    def counted():
+        samples.update(helpers.parse_metrics(helpers.scrape(stats_port)[2]))
+        return helpers.metric(samples, "starttls_proxy_connections_active",
+                              listener="mx") == 0
+    assert helpers.wait_until(counted, 30), p.stderr()[-3000:]
+    assert helpers.metric(samples, "starttls_proxy_connections_rejected_total",
+                          listener="mx", reason="descriptors") == len(closed)
