@@ -28,6 +28,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <ifaddrs.h>
 #include <libconfig.h>
 #include <limits.h>
 #include <netdb.h>
@@ -1218,6 +1219,102 @@ cfg_walk(struct cfg_ctx *x, const config_setting_t *grp, const char *prefix,
 	}
 }
 
+/* a as IPv4 when it is IPv4 or v4-mapped IPv6; else a copy. */
+static void
+addr_plain(const struct sockaddr_storage *a, struct sockaddr_storage *out)
+{
+	const struct sockaddr_in6	*s6 = (const struct sockaddr_in6 *)a;
+	struct sockaddr_in		*s4 = (struct sockaddr_in *)out;
+
+	memcpy(out, a, sizeof(*out));
+	if (a->ss_family == AF_INET6 &&
+	    IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
+		memset(out, 0, sizeof(*out));
+		s4->sin_family = AF_INET;
+		s4->sin_port = s6->sin6_port;
+		memcpy(&s4->sin_addr, &s6->sin6_addr.s6_addr[12], 4);
+	}
+}
+
+/* Is a (one family, no port) the unspecified, a loopback address, or
+ * one of this host's interface addresses?  Where a wildcard listener
+ * would take a connection to it. */
+static int
+addr_is_local(const struct sockaddr_storage *a)
+{
+	const struct sockaddr_in	*s4 = (const struct sockaddr_in *)a;
+	const struct sockaddr_in6	*s6 = (const struct sockaddr_in6 *)a;
+	struct ifaddrs			*ifs, *i;
+	int				 r = 0;
+
+	if (a->ss_family == AF_INET &&
+	    (s4->sin_addr.s_addr == htonl(INADDR_ANY) ||
+	    (ntohl(s4->sin_addr.s_addr) >> 24) == 127))
+		return 1;
+	if (a->ss_family == AF_INET6 &&
+	    (IN6_IS_ADDR_UNSPECIFIED(&s6->sin6_addr) ||
+	    IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr)))
+		return 1;
+	if (getifaddrs(&ifs) < 0)
+		return 0;
+	for (i = ifs; i != NULL && !r; i = i->ifa_next) {
+		if (i->ifa_addr == NULL || i->ifa_addr->sa_family !=
+		    a->ss_family)
+			continue;
+		if (a->ss_family == AF_INET)
+			r = memcmp(&((struct sockaddr_in *)(void *)
+			    i->ifa_addr)->sin_addr, &s4->sin_addr, 4) == 0;
+		else
+			r = memcmp(&((struct sockaddr_in6 *)(void *)
+			    i->ifa_addr)->sin6_addr, &s6->sin6_addr, 16) == 0;
+	}
+	freeifaddrs(ifs);
+	return r;
+}
+
+/*
+ * Would a connection to backend b arrive at listen address l, i.e. the
+ * proxy connect to itself?  Same port and family, and the same address,
+ * or l a wildcard and b an address of this host (loopback included), or
+ * b unspecified (a connect to 0.0.0.0 goes to the loopback) and l
+ * loopback.  (IPv6 listeners are IPV6_V6ONLY: no cross-family case.)
+ */
+static int
+addr_reaches(const struct cfg_addr *b, const struct cfg_addr *l)
+{
+	struct sockaddr_storage		 bs, ls;
+	const struct sockaddr_in	*b4 = (const struct sockaddr_in *)&bs;
+	const struct sockaddr_in	*l4 = (const struct sockaddr_in *)&ls;
+	const struct sockaddr_in6	*b6 = (const struct sockaddr_in6 *)&bs;
+	const struct sockaddr_in6	*l6 = (const struct sockaddr_in6 *)&ls;
+
+	addr_plain(&b->ss, &bs);
+	addr_plain(&l->ss, &ls);
+	if (bs.ss_family != ls.ss_family)
+		return 0;
+	if (bs.ss_family == AF_INET) {
+		if (b4->sin_port != l4->sin_port)
+			return 0;
+		if (b4->sin_addr.s_addr == l4->sin_addr.s_addr)
+			return 1;
+		if (l4->sin_addr.s_addr == htonl(INADDR_ANY))
+			return addr_is_local(&bs);
+		return b4->sin_addr.s_addr == htonl(INADDR_ANY) &&
+		    (ntohl(l4->sin_addr.s_addr) >> 24) == 127;
+	}
+	if (bs.ss_family == AF_INET6) {
+		if (b6->sin6_port != l6->sin6_port)
+			return 0;
+		if (memcmp(&b6->sin6_addr, &l6->sin6_addr, 16) == 0)
+			return 1;
+		if (IN6_IS_ADDR_UNSPECIFIED(&l6->sin6_addr))
+			return addr_is_local(&bs);
+		return IN6_IS_ADDR_UNSPECIFIED(&b6->sin6_addr) &&
+		    IN6_IS_ADDR_LOOPBACK(&l6->sin6_addr);
+	}
+	return 0;
+}
+
 /* Checks across one listener's settings and against earlier ones. */
 static void
 cfg_check_listener(struct cfg_ctx *x, struct config *c, size_t li,
@@ -1238,6 +1335,20 @@ cfg_check_listener(struct cfg_ctx *x, struct config *c, size_t li,
 				break;
 			}
 		}
+	}
+	s = config_setting_get_member(ls, "listen");
+	l->listen_line = s != NULL ? (int)config_setting_source_line(s) :
+	    l->line;
+	if (l->listen.text != NULL && l->backend.address.text != NULL &&
+	    !l->backend.address.is_unix &&
+	    addr_reaches(&l->backend.address, &l->listen)) {
+		if ((s = config_setting_get_member(ls, "backend")) != NULL &&
+		    config_setting_get_member(s, "address") != NULL)
+			s = config_setting_get_member(s, "address");
+		cfg_err(x, s, "listeners[%zu].backend.address \"%s\" is the "
+		    "listener's own listen address \"%s\": the proxy would "
+		    "connect to itself", li, l->backend.address.text,
+		    l->listen.text);
 	}
 	if (l->listen.text != NULL) {
 		for (j = 0; j < li; j++) {

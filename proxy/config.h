@@ -58,6 +58,7 @@ enum log_format { LOG_FORMAT_TEXT = 0, LOG_FORMAT_JSON };
 struct cfg_listener {
 	char		*name;
 	int		 line;
+	int		 listen_line;		/* line of "listen" (or line) */
 	struct cfg_addr	 listen;
 	bool		 proxy_protocol;
 	enum tls_mode	 tls_mode;

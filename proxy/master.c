@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -31,6 +32,10 @@
 
 #define HTTP_REQ_MAX	4096
 #define METRICS_MAX	(256 * 1024)
+/* Descriptors besides the sessions': stdio, loops, signals, metrics,
+ * files read on reload, and per worker its loop, listeners and reserve. */
+#define FD_SLACK	64
+#define FD_PER_WORKER	8
 
 struct master {
 	uv_loop_t		*loop;
@@ -126,6 +131,85 @@ bind_one(const struct cfg_addr *a)
 }
 
 /*
+ * SO_REUSEPORT lets every socket of our user that sets it share a port, so
+ * a second instance (or an MTA that sets it) would silently split the
+ * connections with us.  Before binding a new address, bind a plain socket
+ * without SO_REUSEPORT to it: EADDRINUSE means another socket listens
+ * there, or on an address that overlaps it (0.0.0.0 against 127.0.0.1).
+ * A listener of the running configuration on the same port could be that
+ * socket, and goes away with the switch: no probe then.
+ */
+static int
+listen_busy(const struct config *old, const struct cfg_addr *a)
+{
+	const struct cfg_addr *o;
+	int fd, one = 1, busy = 0;
+	size_t j;
+
+	for (j = 0; old != NULL && j < old->n_listeners; j++) {
+		o = &old->listeners[j].listen;
+		if (o->ss.ss_family == a->ss.ss_family &&
+		    ((const struct sockaddr_in *)&o->ss)->sin_port ==
+		    ((const struct sockaddr_in *)&a->ss)->sin_port)
+			return 0;	/* sin6_port: same offset */
+	}
+	fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return 0;		/* bind_one will say why */
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == 0 &&
+	    (a->ss.ss_family != AF_INET6 || setsockopt(fd, IPPROTO_IPV6,
+	    IPV6_V6ONLY, &one, sizeof(one)) == 0) &&
+	    bind(fd, (const struct sockaddr *)&a->ss, a->sslen) < 0 &&
+	    errno == EADDRINUSE)
+		busy = 1;
+	close(fd);
+	return busy;
+}
+
+/*
+ * Raise the soft RLIMIT_NOFILE to the hard limit (at start), and warn when
+ * it is below what max_connections may need: two descriptors a session
+ * (client and backend) plus the proxy's own.
+ */
+static void
+fd_limit_check(const struct config *cfg, int nworkers, int raise)
+{
+	unsigned long long conns = 0, need, old;
+	struct rlimit rl;
+	size_t i;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0) {
+		log_warn("getrlimit(RLIMIT_NOFILE)");
+		return;
+	}
+	if (raise && rl.rlim_cur != rl.rlim_max) {
+		old = (unsigned long long)rl.rlim_cur;
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
+			log_warn("cannot raise the descriptor limit from %llu "
+			    "to %llu", old, (unsigned long long)rl.rlim_max);
+			rl.rlim_cur = (rlim_t)old;
+		} else
+			log_info("descriptor limit raised from %llu to %llu",
+			    old, (unsigned long long)rl.rlim_cur);
+	}
+	for (i = 0; i < cfg->n_listeners; i++)
+		conns += (unsigned long long)
+		    cfg->listeners[i].limits.max_connections;
+	need = 2 * conns + FD_SLACK + (unsigned long long)nworkers *
+	    (cfg->n_listeners + FD_PER_WORKER);
+	if (rl.rlim_cur != RLIM_INFINITY &&
+	    (unsigned long long)rl.rlim_cur < need)
+		log_warnx("descriptor limit (RLIMIT_NOFILE) is %llu, below the "
+		    "%llu that max_connections needs (%llu connections in "
+		    "all, 2 descriptors each, and %llu for the proxy): "
+		    "connections beyond it will be refused with 421; raise "
+		    "the hard limit (LimitNOFILE= or ulimit -Hn) or lower "
+		    "limits.max_connections", (unsigned long long)rl.rlim_cur,
+		    need, conns, need - 2 * conns);
+}
+
+/*
  * Prepare one message per worker switching to cfg (old may be NULL): new
  * sockets for new addresses, kept ones for unchanged addresses.  Returns 0,
  * or -1 (logged) with nothing changed.
@@ -148,6 +232,17 @@ master_prepare(struct master *m, struct config *old, struct config *cfg,
 		goto fail;
 	for (i = 0; i < n * (size_t)m->nworkers; i++)
 		fds[i] = -1;
+	/* Probe every new address before binding any of ours. */
+	for (i = 0; i < n; i++)
+		if (listen_busy(old, &cfg->listeners[i].listen)) {
+			log_error("%s:%d: listener \"%s\": listen address %s "
+			    "is already in use (by another program or "
+			    "another starttls-proxy)", cfg->path,
+			    cfg->listeners[i].listen_line,
+			    cfg->listeners[i].name,
+			    cfg->listeners[i].listen.text);
+			goto fail;
+		}
 	for (i = 0; i < n; i++) {
 		keep[i] = -1;
 		if ((sh[i] = registry_get(m, cfg->listeners[i].name)) == NULL)
@@ -512,6 +607,7 @@ master_reload(struct master *m)
 		}
 	free(msgs);
 	log_init(cfg->log_level, cfg->log_format == LOG_FORMAT_JSON);
+	fd_limit_check(cfg, m->nworkers, 0);
 	stats_open(m, cfg);
 	cfg_unref(m->cfg);
 	m->cfg = cfg;
@@ -607,6 +703,7 @@ master_run(struct config *cfg)
 	uv_signal_start(&m->sig_int, on_signal, SIGINT);
 	uv_signal_start(&m->sig_hup, on_signal, SIGHUP);
 
+	fd_limit_check(cfg, m->nworkers, 1);
 	if (master_prepare(m, NULL, cfg, msgs) < 0 ||
 	    stats_open(m, cfg) < 0 || drop_privileges(cfg->user) < 0) {
 		for (k = 0; k < m->nworkers; k++)

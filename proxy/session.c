@@ -2215,14 +2215,18 @@ session_id(char *out, size_t size, unsigned worker, uint64_t n)
 }
 
 void
-session_accept(struct lsn *l)
+session_accept(struct lsn *l, int fd)
 {
 	struct worker *w = l->w;
 	struct session *s;
 	int len;
 
-	if ((s = calloc(1, sizeof(*s))) == NULL)
+	if ((s = calloc(1, sizeof(*s))) == NULL ||
+	    replyq_init(&s->rq, REPLYQ_CAP) < 0) {
+		free(s);
+		worker_refuse(l, fd, REFUSE_MEMORY);
 		return;
+	}
 	s->w = w;
 	s->cfg = cfg_ref(w->cfg);
 	s->li = l->li;
@@ -2249,8 +2253,8 @@ session_accept(struct lsn *l)
 	w->sessions = s;
 	w->n_sessions++;
 
-	if (replyq_init(&s->rq, REPLYQ_CAP) < 0 ||
-	    uv_accept((uv_stream_t *)&l->tcp, (uv_stream_t *)&s->client) < 0) {
+	if (uv_tcp_open(&s->client, fd) < 0) {
+		close(fd);
 		sess_close(s, "accept failed");
 		return;
 	}

@@ -10,8 +10,10 @@ struct worker;
 struct lsn;
 struct session;
 
-/* Called by the listener's connection callback. */
-void	session_accept(struct lsn *l);
+/* A connection accepted on l (fd: non-blocking, close-on-exec) becomes a
+ * session; fd is always taken (closed on failure, refused with 421 when
+ * there is no memory for a session). */
+void	session_accept(struct lsn *l, int fd);
 
 /* Graceful stop: answer "421 4.3.2" at the next opportunity and close. */
 void	session_shutdown(struct session *s);

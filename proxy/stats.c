@@ -83,6 +83,9 @@ stats_sum(const struct stats *const *shards, size_t n, struct stats *out)
 		out->conn_total += ld(&s->conn_total);
 		out->conn_active += ld(&s->conn_active);
 		out->conn_rejected_limit += ld(&s->conn_rejected_limit);
+		out->conn_rejected_descriptors +=
+		    ld(&s->conn_rejected_descriptors);
+		out->conn_rejected_memory += ld(&s->conn_rejected_memory);
 		out->hs_ok += ld(&s->hs_ok);
 		for (k = 0; k < HSF__COUNT; k++)
 			out->hs_failed[k] += ld(&s->hs_failed[k]);
@@ -239,9 +242,15 @@ stats_render(const char *const *names, const struct stats *totals,
 
 	out_family(&o, "connections_rejected_total", "counter",
 	    "Client connections refused before the greeting.");
-	for (i = 0; i < nl; i++)
+	for (i = 0; i < nl; i++) {
 		out_counter(&o, "connections_rejected_total", names[i],
 		    "reason", "limit", totals[i].conn_rejected_limit);
+		out_counter(&o, "connections_rejected_total", names[i],
+		    "reason", "descriptors",
+		    totals[i].conn_rejected_descriptors);
+		out_counter(&o, "connections_rejected_total", names[i],
+		    "reason", "memory", totals[i].conn_rejected_memory);
+	}
 
 	out_family(&o, "handshakes_total", "counter",
 	    "TLS handshakes completed.");

@@ -33,6 +33,8 @@ struct stats {
 	uint64_t	conn_active;		/* up and down: reader may see a
 						 * transiently odd sum, never torn */
 	uint64_t	conn_rejected_limit;
+	uint64_t	conn_rejected_descriptors;	/* out of descriptors */
+	uint64_t	conn_rejected_memory;		/* out of memory */
 	uint64_t	hs_ok;
 	uint64_t	hs_failed[HSF__COUNT];
 	uint64_t	refusals[PR__COUNT];

@@ -5,6 +5,17 @@
  * shared between workers (a mutex taken on accept and on close, never on
  * the data path).
  *
+ * Accepting is done here, not by uv_listen: a poll handle says the socket
+ * is readable and accept4() takes up to ACCEPT_BATCH connections.  Out of
+ * descriptors (EMFILE/ENFILE), the worker closes its reserve descriptor,
+ * accepts the waiting connection with the slot, answers it "421 4.7.0"
+ * (STARTTLS listeners without PROXY header only: elsewhere plaintext makes
+ * no sense) and closes it, then takes the reserve back.  A connection
+ * accepted without room left for its backend socket is refused the same
+ * way.  When even that cannot be done the listener pauses for
+ * ACCEPT_BACKOFF_MS instead of spinning; refusals are counted per listener
+ * and logged at most once a second per worker.
+ *
  * Reload: the new config arrives with, per listener, either a new socket
  * or the index of an old listener whose socket stays open (same address:
  * no connection is refused during a reload).  Old listeners not kept are
@@ -15,6 +26,8 @@
  * still lingers CLOSE_GRACE seconds later.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +35,7 @@
 #include <unistd.h>
 
 #include <netinet/in.h>
+#include <sys/socket.h>
 
 #include "log.h"
 #include "session.h"
@@ -29,6 +43,10 @@
 
 #define LIMITS_BUCKETS	1024
 #define CLOSE_GRACE	5	/* seconds after the 421s, then abort */
+#define ACCEPT_BATCH	64	/* connections accepted per wakeup */
+#define ACCEPT_BACKOFF_MS 100	/* pause after running out of descriptors */
+#define REFUSE_LOG_MS	1000	/* at most one refusal line per worker */
+#define HEADROOM_MAX	16
 
 struct ip_count {
 	struct ip_count	*next;
@@ -139,30 +157,239 @@ limits_release(struct lsn_limits *l, const struct sockaddr *sa)
 	pthread_mutex_unlock(&l->mu);
 }
 
-static void
-on_connection(uv_stream_t *server, int status)
-{
-	struct lsn *l = server->data;
+/* --- accepting ------------------------------------------------------ */
 
-	if (status < 0) {
-		log_warnx("listener %s: accept: %s",
-		    l->w->cfg->listeners[l->li].name, uv_strerror(status));
+/*
+ * The first refusal is logged at once and starts a REFUSE_LOG_MS timer;
+ * refusals while it runs are only counted, and when it fires one line
+ * gives their number (and starts the next interval).  At most one line per
+ * REFUSE_LOG_MS per worker, however many connections arrive.
+ */
+static void
+on_refuse_timer(uv_timer_t *t)
+{
+	struct worker *w = t->data;
+
+	if (w->refuse_quiet == 0)
+		return;
+	log_warnx("worker %d: %" PRIu64 " more connection(s) refused or "
+	    "delayed for lack of descriptors or memory", w->index,
+	    w->refuse_quiet);
+	w->refuse_quiet = 0;
+	uv_timer_start(&w->refuse_timer, on_refuse_timer, REFUSE_LOG_MS, 0);
+}
+
+static void
+refuse_log(struct worker *w, const char *listener, enum refuse_reason why)
+{
+	if (uv_is_active((uv_handle_t *)&w->refuse_timer)) {
+		w->refuse_quiet++;
 		return;
 	}
-	session_accept(l);
+	if (why == REFUSE_MEMORY)
+		log_warnx("listener %s: connection refused: out of memory",
+		    listener);
+	else
+		log_warnx("listener %s: connection refused: out of file "
+		    "descriptors (raise the limit, e.g. LimitNOFILE=, or "
+		    "lower max_connections)", listener);
+	uv_timer_start(&w->refuse_timer, on_refuse_timer, REFUSE_LOG_MS, 0);
+}
+
+void
+worker_refuse(struct lsn *l, int fd, enum refuse_reason why)
+{
+	static const char reply[] =
+	    "421 4.7.0 Too many connections, try again later\r\n";
+	struct worker *w = l->w;
+	const struct cfg_listener *lc = &w->cfg->listeners[l->li];
+	struct stats *st = &l->sh->shards[w->index];
+
+	/* No plaintext on an implicit TLS port, nor before a PROXY header
+	 * (the peer is a load balancer).  The socket is non-blocking and
+	 * fresh: the reply fits its send buffer or is dropped. */
+	if (lc->tls_mode == TLS_MODE_STARTTLS && !lc->proxy_protocol)
+		(void)send(fd, reply, sizeof(reply) - 1,
+		    MSG_DONTWAIT | MSG_NOSIGNAL);
+	close(fd);
+	stats_add(why == REFUSE_MEMORY ? &st->conn_rejected_memory :
+	    &st->conn_rejected_descriptors, 1);
+	refuse_log(w, lc->name, why);
+}
+
+static int
+reserve_open(void)
+{
+	return open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
+/*
+ * A new session needs its client socket and then a backend socket, and
+ * the other workers may be taking descriptors at the same moment: after
+ * accepting, check that w->headroom more could still be opened.
+ */
+static int
+fd_headroom(int fd, int n)
+{
+	int probe[HEADROOM_MAX], i, ok = 1;
+
+	for (i = 0; i < n && i < HEADROOM_MAX; i++)
+		if ((probe[i] = fcntl(fd, F_DUPFD_CLOEXEC, 0)) < 0) {
+			ok = 0;
+			break;
+		}
+	while (i-- > 0)
+		close(probe[i]);
+	return ok;
+}
+
+static void	on_lsn_readable(uv_poll_t *, int, int);
+
+static void
+on_backoff(uv_timer_t *t)
+{
+	struct lsn *l = t->data;
+
+	if (l->w->reserve_fd < 0)
+		l->w->reserve_fd = reserve_open();
+	uv_poll_start(&l->poll, UV_READABLE, on_lsn_readable);
+}
+
+/* Stop accepting on l for a moment instead of spinning on an error that
+ * only time (sessions ending) will clear. */
+static void
+lsn_pause(struct lsn *l)
+{
+	log_debug("listener %s: worker %d pauses accepting for %d ms",
+	    l->w->cfg->listeners[l->li].name, l->w->index, ACCEPT_BACKOFF_MS);
+	uv_poll_stop(&l->poll);
+	uv_timer_start(&l->backoff, on_backoff, ACCEPT_BACKOFF_MS, 0);
+}
+
+/*
+ * Out of descriptors with a connection waiting: give up the reserve
+ * descriptor, accept the connection with it, refuse it and take the
+ * reserve back.  0 when one connection was refused (go on), 1 when none
+ * was waiting, -1 when this cannot go on now (pause).
+ */
+static int
+lsn_refuse_spare(struct lsn *l)
+{
+	struct worker *w = l->w;
+	int fd, e;
+
+	if (w->reserve_fd < 0)
+		return -1;
+	close(w->reserve_fd);
+	fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	e = errno;
+	if (fd >= 0)
+		worker_refuse(l, fd, REFUSE_DESCRIPTORS);
+	w->reserve_fd = reserve_open();
+	if (fd < 0)
+		return e == EAGAIN || e == EWOULDBLOCK ? 1 : -1;
+	return w->reserve_fd < 0 ? -1 : 0;
+}
+
+/* Accept what is waiting on l, at most ACCEPT_BATCH connections a
+ * wakeup so that one busy listener does not starve the sessions. */
+static void
+lsn_accept(struct lsn *l)
+{
+	const char *name;
+	int fd, i, r;
+
+	for (i = 0; i < ACCEPT_BATCH; i++) {
+		if (uv_is_closing((uv_handle_t *)&l->poll))
+			return;
+		fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd >= 0) {
+			if (!fd_headroom(fd, l->w->headroom))
+				worker_refuse(l, fd, REFUSE_DESCRIPTORS);
+			else
+				session_accept(l, fd);
+			continue;
+		}
+		switch (errno) {
+		case EAGAIN:
+#if EWOULDBLOCK != EAGAIN
+		case EWOULDBLOCK:
+#endif
+			return;
+		case EINTR:
+		case ECONNABORTED:	/* gone before we got to it */
+		case EPROTO:
+		case ENETDOWN:		/* accept4(2): pending network */
+		case ENOPROTOOPT:	/* errors of that connection */
+		case EHOSTDOWN:
+		case ENONET:
+		case EHOSTUNREACH:
+		case EOPNOTSUPP:
+		case ENETUNREACH:
+			continue;
+		case EMFILE:
+		case ENFILE:
+			if ((r = lsn_refuse_spare(l)) == 1)
+				return;
+			if (r < 0) {
+				/* Counted and answered when the reserve
+				 * is back; logged now (rate-bounded). */
+				refuse_log(l->w,
+				    l->w->cfg->listeners[l->li].name,
+				    REFUSE_DESCRIPTORS);
+				lsn_pause(l);
+				return;
+			}
+			continue;
+		case ENOBUFS:
+		case ENOMEM:
+			/* The connection stays queued; try again soon. */
+			refuse_log(l->w, l->w->cfg->listeners[l->li].name,
+			    REFUSE_MEMORY);
+			lsn_pause(l);
+			return;
+		default:
+			name = l->w->cfg->listeners[l->li].name;
+			log_warn("listener %s: accept", name);
+			lsn_pause(l);
+			return;
+		}
+	}
+}
+
+static void
+on_lsn_readable(uv_poll_t *p, int status, int events)
+{
+	struct lsn *l = p->data;
+
+	if (status < 0) {
+		log_warnx("listener %s: poll: %s",
+		    l->w->cfg->listeners[l->li].name, uv_strerror(status));
+		lsn_pause(l);
+		return;
+	}
+	if (events & UV_READABLE)
+		lsn_accept(l);
 }
 
 static void
 on_lsn_closed(uv_handle_t *h)
 {
-	free(h->data);
+	struct lsn *l = h->data;
+
+	if (--l->handles > 0)
+		return;
+	close(l->fd);
+	free(l);
 }
 
 static void
 lsn_close(struct lsn *l)
 {
-	if (!uv_is_closing((uv_handle_t *)&l->tcp))
-		uv_close((uv_handle_t *)&l->tcp, on_lsn_closed);
+	if (uv_is_closing((uv_handle_t *)&l->poll))
+		return;
+	uv_close((uv_handle_t *)&l->poll, on_lsn_closed);
+	uv_close((uv_handle_t *)&l->backoff, on_lsn_closed);
 }
 
 static struct lsn *
@@ -179,10 +406,19 @@ lsn_open(struct worker *w, size_t li, int fd, struct lsn_shared *sh)
 	l->w = w;
 	l->li = li;
 	l->sh = sh;
-	uv_tcp_init(&w->loop, &l->tcp);
-	l->tcp.data = l;
-	if ((r = uv_tcp_open(&l->tcp, fd)) < 0 ||
-	    (r = uv_listen((uv_stream_t *)&l->tcp, 511, on_connection)) < 0) {
+	l->fd = fd;
+	if ((r = uv_poll_init_socket(&w->loop, &l->poll, fd)) < 0) {
+		log_error("listener %s: cannot listen on %s: %s", lc->name,
+		    lc->listen.text, uv_strerror(r));
+		close(fd);
+		free(l);
+		return NULL;
+	}
+	l->poll.data = l;
+	uv_timer_init(&w->loop, &l->backoff);
+	l->backoff.data = l;
+	l->handles = 2;
+	if ((r = uv_poll_start(&l->poll, UV_READABLE, on_lsn_readable)) < 0) {
 		log_error("listener %s: cannot listen on %s: %s", lc->name,
 		    lc->listen.text, uv_strerror(r));
 		lsn_close(l);
@@ -260,6 +496,8 @@ worker_close_all(struct worker *w)
 		uv_close((uv_handle_t *)&w->async, NULL);
 	if (!uv_is_closing((uv_handle_t *)&w->stop_timer))
 		uv_close((uv_handle_t *)&w->stop_timer, NULL);
+	if (!uv_is_closing((uv_handle_t *)&w->refuse_timer))
+		uv_close((uv_handle_t *)&w->refuse_timer, NULL);
 }
 
 void
@@ -364,6 +602,7 @@ struct worker *
 worker_new(struct master *m, int index, struct worker_msg *msg)
 {
 	struct worker *w;
+	int workers;
 
 	if ((w = calloc(1, sizeof(*w))) == NULL)
 		return NULL;
@@ -380,6 +619,13 @@ worker_new(struct master *m, int index, struct worker_msg *msg)
 	w->stop_timer.data = w;
 	uv_async_init(&w->loop, &w->async, on_async);
 	w->async.data = w;
+	uv_timer_init(&w->loop, &w->refuse_timer);
+	w->refuse_timer.data = w;
+	w->reserve_fd = reserve_open();
+	workers = msg->cfg->workers > 0 ? msg->cfg->workers :
+	    (int)uv_available_parallelism();
+	w->headroom = workers < 1 ? 2 : workers >= HEADROOM_MAX ?
+	    HEADROOM_MAX : workers + 1;
 	worker_apply(w, msg);
 	worker_msg_free(msg);
 	return w;
@@ -407,6 +653,8 @@ worker_join_free(struct worker *w)
 	/* Run close callbacks still pending, then free. */
 	uv_run(&w->loop, UV_RUN_NOWAIT);
 	uv_loop_close(&w->loop);
+	if (w->reserve_fd >= 0)
+		close(w->reserve_fd);
 	free(w->lsn);
 	if (w->cfg != NULL)
 		cfg_unref(w->cfg);

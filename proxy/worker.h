@@ -35,12 +35,27 @@ struct lsn_shared {
 	struct stats		*shards;	/* one per worker */
 };
 
+/* One listening socket of one worker.  The worker accepts itself
+ * (worker.c: uv_poll on the socket, accept4) so that running out of
+ * descriptors is answered, counted and paced here, not inside libuv. */
 struct lsn {
-	uv_tcp_t		 tcp;
+	uv_poll_t		 poll;		/* readable: connections wait */
+	uv_timer_t		 backoff;	/* pause after exhaustion */
+	int			 fd;		/* the listening socket (owned) */
+	int			 handles;	/* open handles, freed at 0 */
 	struct worker		*w;
 	size_t			 li;		/* index in w->cfg->listeners */
 	struct lsn_shared	*sh;
 };
+
+/* Why a connection was refused before it became a session. */
+enum refuse_reason { REFUSE_DESCRIPTORS = 0, REFUSE_MEMORY };
+
+/* Refuse the accepted connection fd of listener l: "421 4.7.0" where the
+ * listener speaks plaintext first, then close fd; counted in the
+ * listener's stats and logged at a bounded rate.  session.c calls it when
+ * it cannot allocate a session. */
+void	worker_refuse(struct lsn *l, int fd, enum refuse_reason why);
 
 /* What the master posts to a worker. */
 struct worker_msg {
@@ -66,6 +81,11 @@ struct worker {
 	size_t			 n_sessions;
 	size_t			 n_preheader;	/* waiting for a PROXY header */
 	uint64_t		 next_id;
+	int			 reserve_fd;	/* spare descriptor (worker.c) */
+	int			 headroom;	/* free descriptors a new session
+						 * needs to find (worker.c) */
+	uv_timer_t		 refuse_timer;	/* logs the refusals not logged */
+	uint64_t		 refuse_quiet;	/* refusals since, not logged */
 	int			 stopping;	/* 0, 1 grace, 2 421 sent */
 	uv_timer_t		 stop_timer;
 	uv_async_t		 async;

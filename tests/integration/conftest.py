@@ -100,7 +100,7 @@ def proxy_factory(stp_bin, certs, tmp_path):
     procs = []
 
     def make(backend, listener=None, top=None, certificates=None,
-             start=True, env=None, use_c=True):
+             start=True, env=None, use_c=True, preexec_fn=None):
         addr = backend if isinstance(backend, str) else backend.address
         port = helpers.free_port()
         cfg = helpers.base_config(certs, port, addr)
@@ -109,7 +109,8 @@ def proxy_factory(stp_bin, certs, tmp_path):
         cfg["listeners"][0] = helpers.deep_merge(cfg["listeners"][0],
                                                  listener)
         cfg = helpers.deep_merge(cfg, top)
-        p = helpers.Proxy(tmp_path, cfg, port, env=env, use_c=use_c)
+        p = helpers.Proxy(tmp_path, cfg, port, env=env, use_c=use_c,
+                          preexec_fn=preexec_fn)
         procs.append(p)
         if start:
             p.start()

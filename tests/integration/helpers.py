@@ -277,7 +277,9 @@ BAD_STDERR = ("AddressSanitizer", "LeakSanitizer", "runtime error:",
 class Proxy:
     """One running starttls-proxy with its config and captured stderr."""
 
-    def __init__(self, workdir, config, port, env=None, use_c=True):
+    def __init__(self, workdir, config, port, env=None, use_c=True,
+                 preexec_fn=None):
+        self.preexec_fn = preexec_fn    # run in the child before exec
         self.dir = str(workdir)
         self.port = port
         self.config = config
@@ -306,7 +308,8 @@ class Proxy:
         self._out = open(self.stdout_path, "wb")
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
                                      stdout=self._out, stderr=self._err,
-                                     env=self.env, cwd=self.dir)
+                                     env=self.env, cwd=self.dir,
+                                     preexec_fn=self.preexec_fn)
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -44,6 +44,9 @@ test_add_sum(void)
 	for (k = 0; k < PR__COUNT; k++)
 		stats_add(&c.refusals[k], 100 + k);
 	stats_add(&a.conn_rejected_limit, 1);
+	stats_add(&b.conn_rejected_descriptors, 7);
+	stats_add(&c.conn_rejected_descriptors, 1);
+	stats_add(&c.conn_rejected_memory, 3);
 	stats_add(&a.hs_ok, 2);
 	stats_add(&b.hs_ok, 3);
 	stats_add(&a.messages, 4);
@@ -62,6 +65,8 @@ test_add_sum(void)
 	ASSERT_EQ(sum.conn_total, 17 + (UINT64_C(1) << 40));
 	ASSERT_EQ(sum.conn_active, 6);
 	ASSERT_EQ(sum.conn_rejected_limit, 1);
+	ASSERT_EQ(sum.conn_rejected_descriptors, 8);
+	ASSERT_EQ(sum.conn_rejected_memory, 3);
 	ASSERT_EQ(sum.hs_ok, 5);
 	for (k = 0; k < HSF__COUNT; k++)
 		ASSERT_EQ(sum.hs_failed[k], k + 1);
@@ -489,6 +494,8 @@ test_render(void)
 	t[0].conn_total = 7;
 	t[0].conn_active = 3;
 	t[0].conn_rejected_limit = 2;
+	t[0].conn_rejected_descriptors = 8;
+	t[0].conn_rejected_memory = 9;
 	t[0].hs_ok = 5;
 	for (k = 0; k < HSF__COUNT; k++)
 		t[0].hs_failed[k] = 10 + k;
@@ -512,7 +519,7 @@ test_render(void)
 
 	/* Eleven families, each HELP + TYPE once, samples per listener. */
 	ASSERT_EQ(e.nfam, 11);
-	ASSERT_EQ(e.ns, 2 * (1 + 1 + 1 + 1 + HSF__COUNT + (PR__COUNT - 1) +
+	ASSERT_EQ(e.ns, 2 * (1 + 1 + 3 + 1 + HSF__COUNT + (PR__COUNT - 1) +
 	    1 + 2 + 1 + (STATS_HS_BUCKETS + 1 + 2)) + 1);
 	f = find_family(&e, PFX "connections_active");
 	ASSERT_TRUE(f >= 0 && strcmp(e.fam[f].type, "gauge") == 0);
@@ -531,6 +538,12 @@ test_render(void)
 	    NULL), "3");
 	ASSERT_STR_EQ(lookup(&e, PFX "connections_rejected_total", "listener",
 	    "mx", "reason", "limit", NULL), "2");
+	ASSERT_STR_EQ(lookup(&e, PFX "connections_rejected_total", "listener",
+	    "mx", "reason", "descriptors", NULL), "8");
+	ASSERT_STR_EQ(lookup(&e, PFX "connections_rejected_total", "listener",
+	    "mx", "reason", "memory", NULL), "9");
+	ASSERT_STR_EQ(lookup(&e, PFX "connections_rejected_total", "listener",
+	    WEIRD, "reason", "descriptors", NULL), "0");
 	ASSERT_STR_EQ(lookup(&e, PFX "handshakes_total", "listener", "mx",
 	    "result", "ok", NULL), "5");
 	for (k = 0; k < HSF__COUNT; k++) {
