@@ -283,3 +283,15 @@ def test_idle_http_client_neither_blocks_probes_nor_delays_stop(
         assert idle.recv(100) == b""
     finally:
         idle.close()
+
+
+def test_shipped_alert_rules_are_valid():
+    path = os.path.join(helpers.REPO, "config", "examples",
+                        "prometheus-alerts.yml")
+    r = subprocess.run([promtool(), "check", "rules", path],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "SUCCESS: 3 rules found" in r.stdout, r.stdout
+    with open(path) as f:
+        text = f.read()
+    assert "starttls_proxy_certificate_expiry_timestamp_seconds" in text
