@@ -87,7 +87,7 @@ size_t	stats_render(const char *const *names, const struct stats *totals,
 struct stats_cert {
 	const char	*listener;
 	const char	*name;		/* its first name */
-	const char	*key_type;	/* "EC", "RSA", "ED25519" ... */
+	const char	*key_type;	/* "ECDSA", "RSA", "EdDSA" ... */
 	double		 not_after;	/* Unix seconds */
 };
 

@@ -61,7 +61,6 @@ struct tls_cert {
 	size_t		  n_names;
 	enum tls_keytype  keytype;
 	char		  keydesc[48];	/* "EC P-256" */
-	char		  keyfamily[16];	/* "EC" */
 	time_t		  not_after;
 	char		  sha256[3 * 32];	/* "AB:CD:..." of the DER */
 };
@@ -502,6 +501,8 @@ tls_ctx_setup(SSL_CTX *ctx, const struct config *cfg,
 	return rv;
 }
 
+static const char	*tls_keytype_name(enum tls_keytype);
+
 /* What the logs and metrics say about a served certificate. */
 static void
 tls_cert_facts(struct tls_cert *tc, X509 *x)
@@ -509,12 +510,8 @@ tls_cert_facts(struct tls_cert *tc, X509 *x)
 	unsigned char	 md[EVP_MAX_MD_SIZE];
 	unsigned int	 mdlen = 0, i;
 	struct tm	 tm;
-	size_t		 n;
 
 	tls_keydesc(X509_get0_pubkey(x), tc->keydesc, sizeof(tc->keydesc));
-	n = strcspn(tc->keydesc, " ");
-	snprintf(tc->keyfamily, sizeof(tc->keyfamily), "%.*s", (int)n,
-	    tc->keydesc);
 	memset(&tm, 0, sizeof(tm));
 	tc->not_after = ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm) ?
 	    timegm(&tm) : 0;
@@ -540,7 +537,7 @@ tls_cert_info(const struct config *cfg, size_t li, size_t ci,
 	out->names = (const char *const *)tc->names;
 	out->n_names = tc->n_names;
 	out->key = tc->keydesc;
-	out->key_type = tc->keyfamily;
+	out->key_type = tls_keytype_name(tc->keytype);
 	out->not_after = tc->not_after;
 	out->sha256 = tc->sha256;
 	return 0;

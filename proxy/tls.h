@@ -48,7 +48,7 @@ struct tls_cert_info {
 	const char *const	*names;		/* the names it serves */
 	size_t			 n_names;
 	const char		*key;		/* "EC P-256", "RSA 2048" */
-	const char		*key_type;	/* "EC", "RSA", "ED25519" */
+	const char		*key_type;	/* "ECDSA", "RSA", "EdDSA" */
 	time_t			 not_after;
 	const char		*sha256;	/* "AB:CD:..." of the DER */
 };

@@ -174,16 +174,18 @@ def test_certificate_expiry_and_build_info(sink, proxy_factory, certs):
     ])
     m, _ = scrape(mport)
     name = "starttls_proxy_certificate_expiry_timestamp_seconds"
-    want = {("mx1.example.org", "EC"): not_after_epoch(certs.cert("mx1")),
+    want = {("mx1.example.org", "ECDSA"):
+                not_after_epoch(certs.cert("mx1")),
             ("mx1.example.org", "RSA"):
                 not_after_epoch(certs.cert("mx1-rsa")),
-            ("soon.example.org", "EC"): not_after_epoch(certs.cert("soon"))}
+            ("soon.example.org", "ECDSA"):
+                not_after_epoch(certs.cert("soon"))}
     for (cn, kt), t in want.items():
         assert sample(m, name, listener="mx", name=cn, key_type=kt) == t
     assert len([1 for (n, _) in m if n == name]) == 3
     # An alert rule's expression works on it: "soon" expires within 14 days.
     soon = sample(m, name, listener="mx", name="soon.example.org",
-                  key_type="EC")
+                  key_type="ECDSA")
     assert soon - time.time() < 14 * 86400
     # build_info carries what -V prints.
     v = helpers.run_cli(["-V"]).out
