@@ -112,7 +112,7 @@ struct config {
 	enum log_format		 log_format;
 	bool			 stats_enabled;
 	struct cfg_addr		 stats_listen;
-	bool			 watch_certificates;
+	bool			 watch_certificates;	/* reload on file change */
 	struct cfg_listener	*listeners;
 	size_t			 n_listeners;
 	void			*tls;		/* struct tls_set *, owned; built by tls.c */

@@ -22,6 +22,7 @@
 #include <libconfig.h>
 #include <uv.h>
 
+#include "certwatch.h"
 #include "config.h"
 #include "log.h"
 #include "master.h"
@@ -151,6 +152,8 @@ main(int argc, char *argv[])
 
 	cfg = master_load(path, &errs, &warns);
 	if (test) {
+		if (cfg != NULL)	/* as root: what `user` could not read */
+			certs_check_user(cfg, &warns);
 		print_list(stderr, "", &errs);
 		print_list(stderr, "warning: ", &warns);
 		if (cfg == NULL) {

@@ -1,11 +1,13 @@
 /*
  * master - the process: listening sockets, privileges, workers, signals,
- * reload, and the /metrics endpoint.
+ * reload, and what /metrics and /healthz report.
  *
  * The master thread binds every listening socket (one SO_REUSEPORT socket
  * per listener per worker, so that each worker accepts on its own and no
  * lock sits on the accept path), drops privileges, starts the workers and
- * then only handles signals and metrics scrapes.  SIGHUP loads the new
+ * then only handles signals, metrics scrapes and health probes (served by
+ * metrics_http.c) and the certificate watch (certwatch.c, which asks for
+ * the same reload as SIGHUP when a file changes).  SIGHUP loads the new
  * configuration and certificates beside the running ones; only when all
  * of it is good are the workers told to switch (a listener whose address
  * did not change keeps its sockets).  SIGTERM/SIGINT ask every worker for a
@@ -22,16 +24,17 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "certwatch.h"
 #include "log.h"
 #include "master.h"
+#include "metrics_http.h"
 #include "stats.h"
 #include "tls.h"
 #include "worker.h"
 
-#define HTTP_REQ_MAX	4096
-#define METRICS_MAX	(256 * 1024)
 /* Descriptors besides the sessions': stdio, loops, signals, metrics,
  * files read on reload, and per worker its loop, listeners and reserve. */
 #define FD_SLACK	64
@@ -48,15 +51,13 @@ struct master {
 	atomic_int		 n_done;
 	int			 stopping;
 	uint64_t		 start_ms;
-	uv_tcp_t		*stats;		/* the /metrics listener, or NULL */
-	char			*stats_addr;	/* what stats listens on now */
-};
-
-struct http_conn {
-	uv_tcp_t		 tcp;
-	struct master		*m;
-	size_t			 len;
-	char			 req[HTTP_REQ_MAX];
+	double			 start_time;	/* Unix seconds */
+	struct metrics_http	*http;		/* /metrics, or NULL */
+	uint64_t		 ping_seq;	/* /healthz */
+	struct certwatch	*cw;		/* certificate files, or NULL */
+	uint64_t		 reloads_ok;
+	uint64_t		 reloads_failed;
+	double			 last_good;	/* Unix seconds of the last load */
 };
 
 /* Load, check and build everything of a configuration; NULL on error
@@ -358,68 +359,55 @@ drop_privileges(const char *user)
 	return 0;
 }
 
-/* --- /metrics -------------------------------------------------------- */
+/* --- /metrics and /healthz (served by metrics_http.c) ---------------- */
 
-static void
-on_http_closed(uv_handle_t *h)
+static double
+wall_now(void)
 {
-	free(h->data);
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void
-on_http_written(uv_write_t *req, int status)
+/* The served certificates of cfg, for their expiry gauge; NULL when
+ * there are none or no memory. */
+static struct stats_cert *
+metrics_certs(const struct config *cfg, size_t *n)
 {
-	struct http_conn *hc = req->data;
+	struct stats_cert *v;
+	struct tls_cert_info ci;
+	size_t li, i, max = 0;
 
-	(void)status;
-	free(((char **)(req + 1))[0]);
-	free(req);
-	uv_close((uv_handle_t *)&hc->tcp, on_http_closed);
+	*n = 0;
+	for (li = 0; li < cfg->n_listeners; li++)
+		max += cfg->listeners[li].tls.n_certs;
+	if (max == 0 || (v = calloc(max, sizeof(*v))) == NULL)
+		return NULL;
+	for (li = 0; li < cfg->n_listeners; li++)
+		for (i = 0; *n < max && tls_cert_info(cfg, li, i, &ci) == 0;
+		    i++) {
+			v[*n].listener = cfg->listeners[li].name;
+			v[*n].name = ci.n_names > 0 ? ci.names[0] : "";
+			v[*n].key_type = ci.key_type;
+			v[*n].not_after = (double)ci.not_after;
+			(*n)++;
+		}
+	return v;
 }
 
-static void
-http_send(struct http_conn *hc, const char *status, const char *ctype,
-    const char *body, size_t blen)
+static size_t
+metrics_render(void *arg, char *out, size_t size)
 {
-	uv_write_t *req;
-	char *out;
-	uv_buf_t b;
-	int n;
-
-	req = malloc(sizeof(*req) + sizeof(char *));
-	out = malloc(blen + 256);
-	if (req == NULL || out == NULL) {
-		free(req);
-		free(out);
-		uv_close((uv_handle_t *)&hc->tcp, on_http_closed);
-		return;
-	}
-	n = snprintf(out, 256, "HTTP/1.1 %s\r\nContent-Type: %s\r\n"
-	    "Content-Length: %zu\r\nConnection: close\r\n\r\n", status, ctype,
-	    blen);
-	memcpy(out + n, body, blen);
-	((char **)(req + 1))[0] = out;
-	req->data = hc;
-	b = uv_buf_init(out, (unsigned)((size_t)n + blen));
-	if (uv_write(req, (uv_stream_t *)&hc->tcp, &b, 1,
-	    on_http_written) < 0) {
-		free(out);
-		free(req);
-		uv_close((uv_handle_t *)&hc->tcp, on_http_closed);
-	}
-}
-
-static void
-metrics_reply(struct http_conn *hc)
-{
-	struct master *m = hc->m;
+	struct master *m = arg;
 	const struct config *cfg = m->cfg;
 	const char **names = NULL;
 	const struct stats **shards = NULL;
 	struct stats *totals = NULL;
+	struct stats_process proc;
+	struct stats_cert *certs = NULL;
 	struct lsn_shared *sh;
-	size_t nl = 0, i, len = 0;
-	char *out = NULL;
+	size_t nl = 0, i, len = 0, plen;
 	int k;
 
 	for (sh = m->registry; sh != NULL; sh = sh->next)
@@ -427,11 +415,11 @@ metrics_reply(struct http_conn *hc)
 	names = calloc(nl + 1, sizeof(*names));
 	totals = calloc(nl + 1, sizeof(*totals));
 	shards = calloc((size_t)m->nworkers, sizeof(*shards));
-	out = malloc(METRICS_MAX);
-	if (names == NULL || totals == NULL || shards == NULL || out == NULL)
+	if (names == NULL || totals == NULL || shards == NULL)
 		goto done;
-	/* Listeners of the current config first, in config order; names
-	 * dropped by a reload keep their (final) counters after them. */
+	/* Listeners of the current config, in config order; names dropped
+	 * by a reload are not shown (their counters stay in the registry
+	 * and come back if the name does). */
 	i = 0;
 	for (size_t c = 0; c < cfg->n_listeners; c++)
 		for (sh = m->registry; sh != NULL; sh = sh->next)
@@ -445,133 +433,100 @@ metrics_reply(struct http_conn *hc)
 			}
 	nl = i;
 	len = stats_render(names, totals, nl,
-	    (double)(uv_now(m->loop) - m->start_ms) / 1000.0, out,
-	    METRICS_MAX);
+	    (double)(uv_now(m->loop) - m->start_ms) / 1000.0, out, size);
+	if (len == 0)
+		goto done;
+	memset(&proc, 0, sizeof(proc));
+	proc.start_time = m->start_time;
+	proc.version = STP_VERSION;
+	proc.openssl = tls_library_version();
+	proc.libuv = uv_version_string();
+	proc.reloads_ok = m->reloads_ok;
+	proc.reloads_failed = m->reloads_failed;
+	proc.reload_last_success = m->last_good;
+	proc.certs = certs = metrics_certs(cfg, &proc.n_certs);
+	plen = stats_render_process(&proc, out + len, size - len);
+	len = plen > 0 ? len + plen : 0;
 done:
-	if (len > 0)
-		http_send(hc, "200 OK", "text/plain; version=0.0.4", out, len);
-	else
-		http_send(hc, "500 Internal Server Error", "text/plain",
-		    "error\n", 6);
 	free(names);
 	free(totals);
 	free(shards);
-	free(out);
+	free(certs);
+	return len;
 }
 
-static void
-http_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
+/* /healthz: ask every worker loop to answer a new sequence number. */
+static uint64_t
+health_ping(void *arg)
 {
-	struct http_conn *hc = h->data;
+	struct master *m = arg;
+	int k;
 
-	(void)hint;
-	b->base = hc->req + hc->len;
-	b->len = sizeof(hc->req) - hc->len - 1;
+	if (m->stopping)
+		return 0;
+	m->ping_seq++;
+	for (k = 0; k < m->nworkers; k++)
+		if (m->w[k] != NULL)
+			worker_ping(m->w[k], m->ping_seq);
+	return m->ping_seq;
 }
 
-static void
-on_http_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b)
+static int
+health_unanswered(void *arg, uint64_t seq)
 {
-	struct http_conn *hc = st->data;
+	struct master *m = arg;
+	int k, n = 0;
 
-	(void)b;
-	if (nread == 0)
-		return;
-	if (nread < 0) {
-		uv_close((uv_handle_t *)&hc->tcp, on_http_closed);
-		return;
-	}
-	hc->len += (size_t)nread;
-	hc->req[hc->len] = '\0';
-	if (strstr(hc->req, "\r\n\r\n") == NULL &&
-	    strstr(hc->req, "\n\n") == NULL) {
-		if (hc->len >= sizeof(hc->req) - 1) {
-			uv_read_stop(st);
-			http_send(hc, "431 Request Header Fields Too Large",
-			    "text/plain", "too large\n", 10);
-		}
-		return;
-	}
-	uv_read_stop(st);
-	if (strncmp(hc->req, "GET /metrics ", 13) == 0 ||
-	    strncmp(hc->req, "GET /metrics?", 13) == 0)
-		metrics_reply(hc);
-	else if (strncmp(hc->req, "GET ", 4) == 0)
-		http_send(hc, "404 Not Found", "text/plain", "not found\n", 10);
-	else
-		http_send(hc, "405 Method Not Allowed", "text/plain",
-		    "method not allowed\n", 19);
+	for (k = 0; k < m->nworkers; k++)
+		if (m->w[k] == NULL || worker_pong(m->w[k]) < seq)
+			n++;
+	return n;
 }
 
-static void
-on_http_conn(uv_stream_t *server, int status)
-{
-	struct master *m = server->data;
-	struct http_conn *hc;
-
-	if (status < 0 || (hc = calloc(1, sizeof(*hc))) == NULL)
-		return;
-	hc->m = m;
-	uv_tcp_init(m->loop, &hc->tcp);
-	hc->tcp.data = hc;
-	if (uv_accept(server, (uv_stream_t *)&hc->tcp) < 0 ||
-	    uv_read_start((uv_stream_t *)&hc->tcp, http_alloc,
-	    on_http_read) < 0)
-		uv_close((uv_handle_t *)&hc->tcp, on_http_closed);
-}
-
-static void
-on_stats_closed(uv_handle_t *h)
-{
-	free(h);
-}
-
-/* Close the /metrics listener.  Its memory goes in the close callback, so a
- * reload may open a new one at once. */
 static void
 stats_close(struct master *m)
 {
-	if (m->stats != NULL) {
-		uv_close((uv_handle_t *)m->stats, on_stats_closed);
-		m->stats = NULL;
-	}
-	free(m->stats_addr);
-	m->stats_addr = NULL;
+	metrics_http_close(m->http);
+	m->http = NULL;
 }
 
 static int
 stats_open(struct master *m, const struct config *cfg)
 {
-	int r;
+	static const struct metrics_http_ops ops = {
+		.render = metrics_render,
+		.ping = health_ping,
+		.unanswered = health_unanswered,
+	};
+	struct metrics_http_ops o = ops;
 
 	if (!cfg->stats_enabled) {
 		stats_close(m);
 		return 0;
 	}
-	if (m->stats != NULL && strcmp(m->stats_addr, cfg->stats_listen.text) == 0)
+	if (m->http != NULL &&
+	    strcmp(metrics_http_addr(m->http), cfg->stats_listen.text) == 0)
 		return 0;
 	stats_close(m);
-	if ((m->stats = malloc(sizeof(*m->stats))) == NULL)
+	o.arg = m;
+	if ((m->http = metrics_http_open(m->loop, &cfg->stats_listen,
+	    &o)) == NULL)
 		return -1;
-	uv_tcp_init(m->loop, m->stats);
-	m->stats->data = m;
-	if ((r = uv_tcp_bind(m->stats,
-	    (const struct sockaddr *)&cfg->stats_listen.ss, 0)) < 0 ||
-	    (r = uv_listen((uv_stream_t *)m->stats, 64, on_http_conn)) < 0) {
-		log_error("stats: cannot listen on %s: %s",
-		    cfg->stats_listen.text, uv_strerror(r));
-		stats_close(m);
-		return -1;
-	}
-	m->stats_addr = strdup(cfg->stats_listen.text);
-	log_info("stats: /metrics on http://%s/metrics", cfg->stats_listen.text);
 	return 0;
 }
 
 /* --- signals ---------------------------------------------------------- */
 
+/* A failed reload: counted, logged, the running set stays. */
 static void
-master_reload(struct master *m)
+reload_failed(struct master *m)
+{
+	m->reloads_failed++;
+	log_error("reload failed: keeping the running configuration");
+}
+
+static void
+master_reload(struct master *m, const char *why)
 {
 	struct strlist errs = { 0 }, warns = { 0 };
 	struct worker_msg **msgs;
@@ -579,7 +534,7 @@ master_reload(struct master *m)
 	size_t i;
 	int k;
 
-	log_info("SIGHUP: reloading %s", m->cfg->path);
+	log_info("%s: reloading %s", why, m->cfg->path);
 	cfg = master_load(m->cfg->path, &errs, &warns);
 	for (i = 0; i < errs.n; i++)
 		log_error("%s", errs.v[i]);
@@ -587,7 +542,7 @@ master_reload(struct master *m)
 	strlist_free(&errs);
 	strlist_free(&warns);
 	if (cfg == NULL) {
-		log_error("reload failed: keeping the running configuration");
+		reload_failed(m);
 		return;
 	}
 	if (cfg->workers != m->cfg->workers)
@@ -597,7 +552,7 @@ master_reload(struct master *m)
 	    master_prepare(m, m->cfg, cfg, msgs) < 0) {
 		free(msgs);
 		cfg_unref(cfg);
-		log_error("reload failed: keeping the running configuration");
+		reload_failed(m);
 		return;
 	}
 	for (k = 0; k < m->nworkers; k++)
@@ -611,8 +566,21 @@ master_reload(struct master *m)
 	stats_open(m, cfg);
 	cfg_unref(m->cfg);
 	m->cfg = cfg;
+	m->reloads_ok++;
+	m->last_good = wall_now();
+	certwatch_set(m->cw, cfg);
 	log_listeners(cfg);
+	certs_log(cfg);
 	log_info("reload done");
+}
+
+static void
+on_cert_change(void *arg)
+{
+	struct master *m = arg;
+
+	if (!m->stopping)
+		master_reload(m, "certificate files changed");
 }
 
 static void
@@ -637,7 +605,7 @@ on_signal(uv_signal_t *h, int signum)
 
 	if (signum == SIGHUP) {
 		if (!m->stopping)
-			master_reload(m);
+			master_reload(m, "SIGHUP");
 		return;
 	}
 	if (m->stopping) {
@@ -649,6 +617,8 @@ on_signal(uv_signal_t *h, int signum)
 	    signum == SIGTERM ? "SIGTERM" : "SIGINT", m->cfg->shutdown_timeout);
 	m->stopping = 1;
 	stats_close(m);
+	certwatch_free(m->cw);
+	m->cw = NULL;
 	post_stop(m, 1);
 }
 
@@ -671,6 +641,8 @@ on_done(uv_async_t *a)
 	uv_close((uv_handle_t *)&m->sig_hup, NULL);
 	uv_close((uv_handle_t *)&m->done, NULL);
 	stats_close(m);
+	certwatch_free(m->cw);
+	m->cw = NULL;
 }
 
 int
@@ -685,6 +657,7 @@ master_run(struct config *cfg)
 	m->loop = uv_default_loop();
 	m->cfg = cfg_ref(cfg);
 	m->start_ms = uv_now(m->loop);
+	m->start_time = m->last_good = wall_now();
 	m->nworkers = cfg->workers > 0 ? cfg->workers :
 	    (int)uv_available_parallelism();
 	if (m->nworkers < 1)
@@ -738,6 +711,9 @@ master_run(struct config *cfg)
 		post_stop(m, 2);
 	} else {
 		log_listeners(cfg);
+		certs_log(cfg);
+		if ((m->cw = certwatch_new(m->loop, on_cert_change, m)) != NULL)
+			certwatch_set(m->cw, cfg);
 		log_info("%d worker(s) running", m->nworkers);
 		rc = 0;
 	}

@@ -714,6 +714,7 @@ handshake_done(struct session *s)
 {
 	tls_get_info(s->tls, &s->tinfo);
 	stats_add(&s->st->hs_ok, 1);
+	stats_tls_session(s->st, s->tinfo.version, s->tinfo.cipher);
 	stats_hs_observe(s->st,
 	    (double)(uv_now(&s->w->loop) - s->hs_start_ms) / 1000.0);
 	s->flags |= SF_TLS;

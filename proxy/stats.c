@@ -15,6 +15,11 @@
  * and rendered cumulative; _count is the +Inf bucket.  A gauge that goes
  * down (connections_active) is stored as a wrapping uint64 and printed
  * signed.
+ *
+ * TLS sessions by version and cipher live in a small slot table per shard
+ * (see stats.h); summing merges the tables by name.  The process families
+ * (build_info, process_start_time_seconds, reloads, certificate expiry)
+ * are rendered separately from facts the master passes in.
  */
 #include <inttypes.h>
 #include <stdarg.h>
@@ -64,6 +69,54 @@ stats_hs_observe(struct stats *s, double seconds)
 	stats_add(&s->hs_sum_us, (uint64_t)(seconds * 1e6 + 0.5));
 }
 
+/* The slot of (version, cipher) among the first n, or n. */
+static size_t
+tls_find(const struct stats *s, size_t n, const char *version,
+    const char *cipher)
+{
+	size_t	i;
+
+	for (i = 0; i < n; i++)
+		if (strcmp(s->tls[i].version, version) == 0 &&
+		    strcmp(s->tls[i].cipher, cipher) == 0)
+			break;
+	return i;
+}
+
+/* Count n sessions of (version, cipher) in s; s has one writer. */
+static void
+tls_count(struct stats *s, const char *version, const char *cipher,
+    uint64_t n)
+{
+	size_t	used, i;
+
+	used = (size_t)__atomic_load_n(&s->tls_n, __ATOMIC_RELAXED);
+	if (used > STATS_TLS_SLOTS)
+		used = STATS_TLS_SLOTS;
+	i = tls_find(s, used, version, cipher);
+	if (i == used && used >= STATS_TLS_SLOTS - 1) {
+		version = cipher = "other";	/* full: the last slot */
+		i = tls_find(s, used, version, cipher);
+	}
+	if (i == used) {
+		snprintf(s->tls[i].version, sizeof(s->tls[i].version), "%s",
+		    version);
+		snprintf(s->tls[i].cipher, sizeof(s->tls[i].cipher), "%s",
+		    cipher);
+		__atomic_store_n(&s->tls[i].count, 0, __ATOMIC_RELAXED);
+		__atomic_store_n(&s->tls_n, (uint64_t)used + 1,
+		    __ATOMIC_RELEASE);
+	}
+	stats_add(&s->tls[i].count, n);
+}
+
+void
+stats_tls_session(struct stats *s, const char *version, const char *cipher)
+{
+	tls_count(s, version != NULL && *version != '\0' ? version : "unknown",
+	    cipher != NULL && *cipher != '\0' ? cipher : "unknown", 1);
+}
+
 static uint64_t
 ld(const uint64_t *c)
 {
@@ -74,7 +127,7 @@ void
 stats_sum(const struct stats *const *shards, size_t n, struct stats *out)
 {
 	const struct stats	*s;
-	size_t			 i, k;
+	size_t			 i, k, m;
 
 	memset(out, 0, sizeof(*out));
 	for (i = 0; i < n; i++) {
@@ -98,6 +151,10 @@ stats_sum(const struct stats *const *shards, size_t n, struct stats *out)
 		for (k = 0; k < STATS_HS_BUCKETS + 1; k++)
 			out->hs_hist[k] += ld(&s->hs_hist[k]);
 		out->hs_sum_us += ld(&s->hs_sum_us);
+		m = (size_t)__atomic_load_n(&s->tls_n, __ATOMIC_ACQUIRE);
+		for (k = 0; k < m && k < STATS_TLS_SLOTS; k++)
+			tls_count(out, s->tls[k].version, s->tls[k].cipher,
+			    ld(&s->tls[k].count));
 	}
 }
 
@@ -199,6 +256,41 @@ out_sample(struct out *o, const char *name, const char *listener,
 		out_str(o, "\"");
 	}
 	out_fmt(o, "} %s\n", value);
+}
+
+/* A sample with any labels: (key, value) pairs ended by NULL; name is
+ * written as given (no prefix added). */
+static void
+out_samplev(struct out *o, const char *name, const char *value, ...)
+{
+	va_list		 ap;
+	const char	*k, *v, *sep = "{";
+
+	out_str(o, name);
+	va_start(ap, value);
+	while ((k = va_arg(ap, const char *)) != NULL) {
+		v = va_arg(ap, const char *);
+		out_fmt(o, "%s%s=\"", sep, k);
+		out_label(o, v != NULL ? v : "");
+		out_str(o, "\"");
+		sep = ",";
+	}
+	va_end(ap);
+	if (sep[0] == ',')
+		out_str(o, "}");
+	out_fmt(o, " %s\n", value);
+}
+
+/* A Unix time or other seconds value: finite, not negative, whole
+ * milliseconds. */
+static void
+seconds_text(double v, char *buf, size_t size)
+{
+	if (!(v >= 0))			/* negative or NaN */
+		v = 0;
+	if (v > 1e12)			/* and +Inf */
+		v = 1e12;
+	snprintf(buf, size, "%.3f", v);
 }
 
 static void
@@ -318,6 +410,20 @@ stats_render(const char *const *names, const struct stats *totals,
 		    NULL, NULL, cum);
 	}
 
+	out_family(&o, "tls_sessions_total", "counter",
+	    "TLS sessions established, by protocol version and cipher.");
+	for (i = 0; i < nl; i++) {
+		t = &totals[i];
+		for (k = 0; k < t->tls_n && k < STATS_TLS_SLOTS; k++) {
+			snprintf(num, sizeof(num), "%" PRIu64, t->tls[k].count);
+			out_str(&o, METRIC_PREFIX);
+			out_samplev(&o, "tls_sessions_total", num,
+			    "listener", names[i], "version",
+			    t->tls[k].version, "cipher", t->tls[k].cipher,
+			    (const char *)NULL);
+		}
+	}
+
 	out_family(&o, "uptime_seconds", "gauge",
 	    "Seconds since the process started.");
 	if (!(uptime_seconds >= 0))
@@ -326,5 +432,87 @@ stats_render(const char *const *names, const struct stats *totals,
 		uptime_seconds = 1e12;
 	out_fmt(&o, METRIC_PREFIX "uptime_seconds %.3f\n", uptime_seconds);
 
+	return o.full ? 0 : o.len;
+}
+
+/* Index of the first certificate with i's labels; i when it is the first. */
+static size_t
+cert_first(const struct stats_cert *c, size_t i)
+{
+	size_t	j;
+
+	for (j = 0; j < i; j++)
+		if (strcmp(c[j].listener, c[i].listener) == 0 &&
+		    strcmp(c[j].name, c[i].name) == 0 &&
+		    strcmp(c[j].key_type, c[i].key_type) == 0)
+			return j;
+	return i;
+}
+
+size_t
+stats_render_process(const struct stats_process *p, char *out,
+    size_t outsize)
+{
+	struct out	 o = { out, 0, outsize, 0 };
+	char		 num[48];
+	double		 when;
+	size_t		 i, j;
+
+	if (outsize == 0)
+		return 0;
+	out[0] = '\0';
+
+	out_family(&o, "build_info", "gauge",
+	    "Always 1; the labels say which build runs.");
+	out_str(&o, METRIC_PREFIX);
+	out_samplev(&o, "build_info", "1", "version", p->version, "openssl",
+	    p->openssl, "libuv", p->libuv, (const char *)NULL);
+
+	out_str(&o, "# HELP process_start_time_seconds Start time of the "
+	    "process since the Unix epoch in seconds.\n"
+	    "# TYPE process_start_time_seconds gauge\n");
+	seconds_text(p->start_time, num, sizeof(num));
+	out_samplev(&o, "process_start_time_seconds", num, (const char *)NULL);
+
+	out_family(&o, "reloads_total", "counter",
+	    "Reloads of the configuration and certificates (SIGHUP or a "
+	    "certificate change), by result.");
+	snprintf(num, sizeof(num), "%" PRIu64, p->reloads_ok);
+	out_str(&o, METRIC_PREFIX);
+	out_samplev(&o, "reloads_total", num, "result", "ok",
+	    (const char *)NULL);
+	snprintf(num, sizeof(num), "%" PRIu64, p->reloads_failed);
+	out_str(&o, METRIC_PREFIX);
+	out_samplev(&o, "reloads_total", num, "result", "failed",
+	    (const char *)NULL);
+
+	out_family(&o, "reload_last_success_timestamp_seconds", "gauge",
+	    "When the running configuration and certificates were loaded "
+	    "(start or last good reload), since the Unix epoch.");
+	seconds_text(p->reload_last_success, num, sizeof(num));
+	out_str(&o, METRIC_PREFIX);
+	out_samplev(&o, "reload_last_success_timestamp_seconds", num,
+	    (const char *)NULL);
+
+	out_family(&o, "certificate_expiry_timestamp_seconds", "gauge",
+	    "notAfter of each served certificate, since the Unix epoch.");
+	for (i = 0; i < p->n_certs; i++) {
+		if (cert_first(p->certs, i) != i)
+			continue;
+		when = p->certs[i].not_after;
+		for (j = i + 1; j < p->n_certs; j++)
+			if (cert_first(p->certs, j) == i &&
+			    p->certs[j].not_after < when)
+				when = p->certs[j].not_after;
+		if (!(when >= 0))
+			when = 0;
+		if (when > 1e12)
+			when = 1e12;
+		snprintf(num, sizeof(num), "%.0f", when);
+		out_str(&o, METRIC_PREFIX);
+		out_samplev(&o, "certificate_expiry_timestamp_seconds", num,
+		    "listener", p->certs[i].listener, "name", p->certs[i].name,
+		    "key_type", p->certs[i].key_type, (const char *)NULL);
+	}
 	return o.full ? 0 : o.len;
 }

@@ -80,6 +80,9 @@ struct tls_cert {
 	char		**names;	/* normalised */
 	size_t		  n_names;
 	enum tls_keytype  keytype;
+	char		  keydesc[48];	/* "EC P-256" */
+	time_t		  not_after;
+	char		  sha256[3 * 32];	/* "AB:CD:..." of the DER */
 };
 
 struct tls_lsn {
@@ -582,6 +585,48 @@ tls_ctx_setup(SSL_CTX *ctx, const struct config *cfg,
 	return rv;
 }
 
+static const char	*tls_keytype_name(enum tls_keytype);
+
+/* What the logs and metrics say about a served certificate. */
+static void
+tls_cert_facts(struct tls_cert *tc, X509 *x)
+{
+	unsigned char	 md[EVP_MAX_MD_SIZE];
+	unsigned int	 mdlen = 0, i;
+	struct tm	 tm;
+
+	tls_keydesc(X509_get0_pubkey(x), tc->keydesc, sizeof(tc->keydesc));
+	memset(&tm, 0, sizeof(tm));
+	tc->not_after = ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm) ?
+	    timegm(&tm) : 0;
+	tc->sha256[0] = '\0';
+	if (X509_digest(x, EVP_sha256(), md, &mdlen) && mdlen == 32)
+		for (i = 0; i < mdlen; i++)
+			snprintf(tc->sha256 + 3 * i, sizeof(tc->sha256) - 3 * i,
+			    i + 1 < mdlen ? "%02X:" : "%02X", md[i]);
+}
+
+int
+tls_cert_info(const struct config *cfg, size_t li, size_t ci,
+    struct tls_cert_info *out)
+{
+	const struct tls_set	*set = cfg->tls;
+	const struct tls_cert	*tc;
+
+	if (set == NULL || li >= set->n_lsn || ci >= set->lsn[li].n_certs ||
+	    ci >= cfg->listeners[li].tls.n_certs)
+		return -1;
+	tc = &set->lsn[li].certs[ci];
+	out->path = cfg->listeners[li].tls.certs[ci].cert;
+	out->names = (const char *const *)tc->names;
+	out->n_names = tc->n_names;
+	out->key = tc->keydesc;
+	out->key_type = tls_keytype_name(tc->keytype);
+	out->not_after = tc->not_after;
+	out->sha256 = tc->sha256;
+	return 0;
+}
+
 /* "file:LINE: listeners[li].tls.certificates[ci].KEY" for messages. */
 #define TLS_WHERE_CERT(key)						\
 	cfg_where(cfg, where, sizeof(where),				\
@@ -677,6 +722,8 @@ tls_cert_build(const struct config *cfg, size_t li, struct tls_lsn *tl,
 		goto out;
 	}
 	SSL_CTX_set_client_hello_cb(tc->ctx, tls_on_client_hello, tl);
+	/* The facts of what is served (the file may have changed since x). */
+	tls_cert_facts(tc, SSL_CTX_get0_certificate(tc->ctx));
 	rv = setup;
 	goto out;
 

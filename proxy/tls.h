@@ -22,6 +22,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include "config.h"
 
@@ -39,6 +40,21 @@ struct tls_conn;
 int	tls_set_build(struct config *cfg, struct strlist *errs,
 	    struct strlist *warns);
 void	tls_set_free(struct tls_set *set);
+
+/* A served certificate, for the start/reload log lines and the expiry
+ * metric.  Pointers live as long as cfg's TLS set. */
+struct tls_cert_info {
+	const char		*path;
+	const char *const	*names;		/* the names it serves */
+	size_t			 n_names;
+	const char		*key;		/* "EC P-256", "RSA 2048" */
+	const char		*key_type;	/* "ECDSA", "RSA", "EdDSA" */
+	time_t			 not_after;
+	const char		*sha256;	/* "AB:CD:..." of the DER */
+};
+/* Certificate ci of listener li of cfg (built); 0, or -1 if none. */
+int	tls_cert_info(const struct config *cfg, size_t li, size_t ci,
+	    struct tls_cert_info *out);
 
 /* Does listener li (index into cfg->listeners) have a certificate? */
 bool	tls_listener_has_cert(const struct tls_set *set, size_t li);

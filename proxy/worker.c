@@ -21,6 +21,11 @@
  * no connection is refused during a reload).  Old listeners not kept are
  * closed.  Sessions keep the config they started with (their own ref).
  *
+ * Health: the master stores a sequence number in ping_want and wakes the
+ * loop through the same uv_async as its messages (which coalesces, so a
+ * flood of probes cannot fill the inbox); the loop copies it to ping_seen.
+ * A loop that is stuck never answers, and /healthz says so.
+ *
  * Stop: close the listeners, let sessions finish for shutdown_timeout
  * seconds, then answer "421 4.3.2" to what is left, and close whatever
  * still lingers CLOSE_GRACE seconds later.
@@ -568,6 +573,8 @@ on_async(uv_async_t *a)
 	struct worker_msg *msgs[8];
 	size_t i, n;
 
+	__atomic_store_n(&w->ping_seen, __atomic_load_n(&w->ping_want,
+	    __ATOMIC_ACQUIRE), __ATOMIC_RELEASE);
 	uv_mutex_lock(&w->mu);
 	n = w->n_inbox;
 	memcpy(msgs, w->inbox, n * sizeof(msgs[0]));
@@ -596,6 +603,19 @@ worker_post(struct worker *w, struct worker_msg *msg)
 	if (r == 0)
 		uv_async_send(&w->async);
 	return r;
+}
+
+void
+worker_ping(struct worker *w, uint64_t seq)
+{
+	__atomic_store_n(&w->ping_want, seq, __ATOMIC_RELEASE);
+	uv_async_send(&w->async);
+}
+
+uint64_t
+worker_pong(const struct worker *w)
+{
+	return __atomic_load_n(&w->ping_seen, __ATOMIC_ACQUIRE);
 }
 
 struct worker *

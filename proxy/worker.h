@@ -92,6 +92,8 @@ struct worker {
 	uv_mutex_t		 mu;		/* guards inbox */
 	struct worker_msg	*inbox[8];
 	size_t			 n_inbox;
+	uint64_t		 ping_want;	/* health: asked (atomic) */
+	uint64_t		 ping_seen;	/* health: answered (atomic) */
 	char			 hostname[256];
 	char			 rdbuf[WORKER_RDBUF];	/* every read lands here */
 	char			 wrbuf[WORKER_RDBUF];	/* TLS output on its way out */
@@ -106,6 +108,12 @@ int		 worker_start(struct worker *w);
 int		 worker_post(struct worker *w, struct worker_msg *msg);
 void		 worker_join_free(struct worker *w);
 void		 worker_msg_free(struct worker_msg *msg);
+
+/* Health check (/healthz): ask w's loop to answer seq (thread-safe; only
+ * while w runs, not after a stop was posted); worker_pong() is the
+ * highest seq it has answered. */
+void		 worker_ping(struct worker *w, uint64_t seq);
+uint64_t	 worker_pong(const struct worker *w);
 
 /* A session of w has closed (for the graceful stop). */
 void		 worker_session_gone(struct worker *w);

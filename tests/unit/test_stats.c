@@ -308,8 +308,9 @@ parse_comment(struct expo *e, const char *p, const char *end, int *cur)
 	if (p >= end || *p != ' ' || p + 1 >= end)
 		return 13;
 	p++;
-	if (strncmp(name, PFX, strlen(PFX)) != 0)
-		return 14;
+	if (strncmp(name, PFX, strlen(PFX)) != 0 &&
+	    strcmp(name, "process_start_time_seconds") != 0)
+		return 14;	/* ours, or the one standard process family */
 	f = find_family(e, name);
 	if (strcmp(what, "HELP") == 0) {
 		if (f != -1 || e->nfam == MAX_FAM)
@@ -517,8 +518,10 @@ test_render(void)
 	ASSERT_EQ(n, strlen(out));
 	ASSERT_EQ(parse_expo(out, n, &e), 0);
 
-	/* Eleven families, each HELP + TYPE once, samples per listener. */
-	ASSERT_EQ(e.nfam, 11);
+	/* Twelve families, each HELP + TYPE once, samples per listener (no
+	 * TLS session yet: tls_sessions_total has none); rejected
+	 * connections by three reasons. */
+	ASSERT_EQ(e.nfam, 12);
 	ASSERT_EQ(e.ns, 2 * (1 + 1 + 3 + 1 + HSF__COUNT + (PR__COUNT - 1) +
 	    1 + 2 + 1 + (STATS_HS_BUCKETS + 1 + 2)) + 1);
 	f = find_family(&e, PFX "connections_active");
@@ -623,9 +626,156 @@ test_render(void)
 	n = stats_render(names, t, 0, 0, out, sz);
 	ASSERT_TRUE(n > 0);
 	ASSERT_EQ(parse_expo(out, n, &e), 0);
-	ASSERT_EQ(e.nfam, 11);
+	ASSERT_EQ(e.nfam, 12);
 	ASSERT_EQ(e.ns, 1);
 	ASSERT_STR_EQ(lookup(&e, PFX "uptime_seconds", NULL), "0.000");
+	free(out);
+}
+
+/* TLS sessions by (version, cipher): slots per shard, merged by name in
+ * the sum, the overflow in "other", rendered with both labels. */
+static void
+test_tls_sessions(void)
+{
+	static const struct {
+		const char	*version, *cipher;
+		int		 shard;
+	} rows[] = {
+		{ "TLSv1.3", "TLS_AES_128_GCM_SHA256", 0 },
+		{ "TLSv1.3", "TLS_AES_128_GCM_SHA256", 0 },
+		{ "TLSv1.3", "TLS_AES_128_GCM_SHA256", 1 },
+		{ "TLSv1.2", "ECDHE-ECDSA-AES128-GCM-SHA256", 1 },
+		{ "TLSv1.3", "TLS_CHACHA20_POLY1305_SHA256", 2 },
+		{ NULL, NULL, 2 },		/* "unknown" */
+		{ "", "", 2 },			/* "unknown" too */
+	};
+	static struct expo	 e;
+	struct stats		 sh[3], sum, one;
+	const struct stats	*shards[3] = { &sh[0], &sh[1], &sh[2] };
+	const char		*names[1] = { "mx" };
+	char			 cipher[32], *out;
+	size_t			 i, n, sz = 65536;
+
+	memset(sh, 0, sizeof(sh));
+	for (i = 0; i < NROWS(rows); i++)
+		stats_tls_session(&sh[rows[i].shard], rows[i].version,
+		    rows[i].cipher);
+	ASSERT_EQ(sh[0].tls_n, 1);
+	ASSERT_EQ(sh[0].tls[0].count, 2);
+	ASSERT_EQ(sh[2].tls_n, 2);
+	ASSERT_STR_EQ(sh[2].tls[1].version, "unknown");
+	ASSERT_EQ(sh[2].tls[1].count, 2);
+
+	stats_sum(shards, 3, &sum);
+	ASSERT_EQ(sum.tls_n, 4);
+	ASSERT_STR_EQ(sum.tls[0].cipher, "TLS_AES_128_GCM_SHA256");
+	ASSERT_EQ(sum.tls[0].count, 3);
+	ASSERT_STR_EQ(sum.tls[1].version, "TLSv1.2");
+	ASSERT_EQ(sum.tls[1].count, 1);
+
+	out = malloc(sz);
+	n = stats_render(names, &sum, 1, 1, out, sz);
+	ASSERT_TRUE(n > 0);
+	ASSERT_EQ(parse_expo(out, n, &e), 0);
+	ASSERT_STR_EQ(lookup(&e, PFX "tls_sessions_total", "listener", "mx",
+	    "version", "TLSv1.3", "cipher", "TLS_AES_128_GCM_SHA256", NULL),
+	    "3");
+	ASSERT_STR_EQ(lookup(&e, PFX "tls_sessions_total", "listener", "mx",
+	    "version", "TLSv1.2", "cipher", "ECDHE-ECDSA-AES128-GCM-SHA256",
+	    NULL), "1");
+	ASSERT_STR_EQ(lookup(&e, PFX "tls_sessions_total", "listener", "mx",
+	    "version", "unknown", "cipher", "unknown", NULL), "2");
+
+	/* More combinations than slots: the rest count as "other". */
+	memset(&one, 0, sizeof(one));
+	for (i = 0; i < STATS_TLS_SLOTS + 10; i++) {
+		snprintf(cipher, sizeof(cipher), "C%zu", i);
+		stats_tls_session(&one, "TLSv1.2", cipher);
+		stats_tls_session(&one, "TLSv1.2", cipher);
+	}
+	stats_tls_session(&one, "TLSv1.2", "C0");
+	ASSERT_EQ(one.tls_n, STATS_TLS_SLOTS);
+	ASSERT_EQ(one.tls[0].count, 3);
+	ASSERT_STR_EQ(one.tls[STATS_TLS_SLOTS - 1].cipher, "other");
+	ASSERT_EQ(one.tls[STATS_TLS_SLOTS - 1].count, 2 * 11);
+	/* Summing two full shards stays within the table. */
+	shards[0] = shards[1] = &one;
+	stats_sum(shards, 2, &sum);
+	ASSERT_EQ(sum.tls_n, STATS_TLS_SLOTS);
+	ASSERT_EQ(sum.tls[STATS_TLS_SLOTS - 1].count, 4 * 11);
+	free(out);
+}
+
+/* The process families: build_info, start time, reloads, expiry. */
+static void
+test_render_process(void)
+{
+	static const struct stats_cert certs[] = {
+		{ "mx", "mx1.example.org", "EC", 1800000000 },
+		{ "mx", "mx1.example.org", "RSA", 1800000100 },
+		{ "mx", "mx1.example.org", "EC", 1700000000 },	/* same labels */
+		{ "sub", "we\"ird", "EC", 1900000000 },
+		{ "sub", "neg", "EC", -5 },
+	};
+	static struct expo	 e;
+	struct stats_process	 p;
+	char			*out;
+	size_t			 n, sz = 16384;
+	int			 f;
+
+	memset(&p, 0, sizeof(p));
+	p.start_time = 1700000000.25;
+	p.version = "0.1.0";
+	p.openssl = "OpenSSL 3.0.11";
+	p.libuv = "1.44.2";
+	p.reloads_ok = 3;
+	p.reloads_failed = 1;
+	p.reload_last_success = 1700000100.5;
+	p.certs = certs;
+	p.n_certs = NROWS(certs);
+	out = malloc(sz);
+	n = stats_render_process(&p, out, sz);
+	ASSERT_TRUE(n > 0);
+	ASSERT_EQ(parse_expo(out, n, &e), 0);
+	ASSERT_EQ(e.nfam, 5);
+	f = find_family(&e, "process_start_time_seconds");
+	ASSERT_TRUE(f >= 0 && strcmp(e.fam[f].type, "gauge") == 0);
+	ASSERT_STR_EQ(lookup(&e, "process_start_time_seconds", NULL),
+	    "1700000000.250");
+	ASSERT_STR_EQ(lookup(&e, PFX "build_info", "version", "0.1.0",
+	    "openssl", "OpenSSL 3.0.11", "libuv", "1.44.2", NULL), "1");
+	f = find_family(&e, PFX "reloads_total");
+	ASSERT_TRUE(f >= 0 && strcmp(e.fam[f].type, "counter") == 0);
+	ASSERT_STR_EQ(lookup(&e, PFX "reloads_total", "result", "ok", NULL),
+	    "3");
+	ASSERT_STR_EQ(lookup(&e, PFX "reloads_total", "result", "failed",
+	    NULL), "1");
+	ASSERT_STR_EQ(lookup(&e, PFX "reload_last_success_timestamp_seconds",
+	    NULL), "1700000100.500");
+	/* One sample per (listener, name, key_type): the earliest. */
+	ASSERT_STR_EQ(lookup(&e, PFX "certificate_expiry_timestamp_seconds",
+	    "listener", "mx", "name", "mx1.example.org", "key_type", "EC",
+	    NULL), "1700000000");
+	ASSERT_STR_EQ(lookup(&e, PFX "certificate_expiry_timestamp_seconds",
+	    "listener", "mx", "name", "mx1.example.org", "key_type", "RSA",
+	    NULL), "1800000100");
+	ASSERT_STR_EQ(lookup(&e, PFX "certificate_expiry_timestamp_seconds",
+	    "listener", "sub", "name", "we\"ird", "key_type", "EC", NULL),
+	    "1900000000");
+	ASSERT_STR_EQ(lookup(&e, PFX "certificate_expiry_timestamp_seconds",
+	    "listener", "sub", "name", "neg", "key_type", "EC", NULL), "0");
+	ASSERT_EQ(e.ns, 1 + 1 + 2 + 1 + 4);
+
+	/* Too small: 0, never a cut text. */
+	ASSERT_EQ(stats_render_process(&p, out, n + 1), n);
+	ASSERT_EQ(stats_render_process(&p, out, n), 0);
+	ASSERT_EQ(stats_render_process(&p, out, 0), 0);
+
+	/* No certificates: the family is there without samples. */
+	p.n_certs = 0;
+	n = stats_render_process(&p, out, sz);
+	ASSERT_EQ(parse_expo(out, n, &e), 0);
+	ASSERT_EQ(e.ns, 1 + 1 + 2 + 1);
 	free(out);
 }
 
@@ -636,5 +786,7 @@ main(void)
 	test_histogram();
 	test_names();
 	test_render();
+	test_tls_sessions();
+	test_render_process();
 	return unit_done();
 }
