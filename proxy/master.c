@@ -25,6 +25,7 @@
 
 #include "log.h"
 #include "master.h"
+#include "notify.h"
 #include "stats.h"
 #include "tls.h"
 #include "worker.h"
@@ -540,8 +541,11 @@ on_signal(uv_signal_t *h, int signum)
 	struct master *m = h->data;
 
 	if (signum == SIGHUP) {
-		if (!m->stopping)
+		if (!m->stopping) {
+			notify_reloading();
 			master_reload(m);
+			notify_ready();
+		}
 		return;
 	}
 	if (m->stopping) {
@@ -552,6 +556,7 @@ on_signal(uv_signal_t *h, int signum)
 	log_info("%s: stopping; open sessions get up to %d s",
 	    signum == SIGTERM ? "SIGTERM" : "SIGINT", m->cfg->shutdown_timeout);
 	m->stopping = 1;
+	notify_stopping();
 	stats_close(m);
 	post_stop(m, 1);
 }
@@ -606,6 +611,7 @@ master_run(struct config *cfg)
 	uv_signal_start(&m->sig_term, on_signal, SIGTERM);
 	uv_signal_start(&m->sig_int, on_signal, SIGINT);
 	uv_signal_start(&m->sig_hup, on_signal, SIGHUP);
+	notify_init();
 
 	if (master_prepare(m, NULL, cfg, msgs) < 0 ||
 	    stats_open(m, cfg) < 0 || drop_privileges(cfg->user) < 0) {
@@ -642,6 +648,7 @@ master_run(struct config *cfg)
 	} else {
 		log_listeners(cfg);
 		log_info("%d worker(s) running", m->nworkers);
+		notify_ready();
 		rc = 0;
 	}
 	uv_run(m->loop, UV_RUN_DEFAULT);
