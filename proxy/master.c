@@ -31,6 +31,7 @@
 #include "log.h"
 #include "master.h"
 #include "metrics_http.h"
+#include "notify.h"
 #include "stats.h"
 #include "tls.h"
 #include "worker.h"
@@ -526,7 +527,7 @@ reload_failed(struct master *m)
 }
 
 static void
-master_reload(struct master *m, const char *why)
+reload_config(struct master *m, const char *why)
 {
 	struct strlist errs = { 0 }, warns = { 0 };
 	struct worker_msg **msgs;
@@ -574,6 +575,16 @@ master_reload(struct master *m, const char *why)
 	log_info("reload done");
 }
 
+/* A reload, bracketed for systemd (RELOADING=1 ... READY=1), whatever
+ * started it and however it ends. */
+static void
+master_reload(struct master *m, const char *why)
+{
+	notify_reloading();
+	reload_config(m, why);
+	notify_ready();
+}
+
 static void
 on_cert_change(void *arg)
 {
@@ -616,6 +627,7 @@ on_signal(uv_signal_t *h, int signum)
 	log_info("%s: stopping; open sessions get up to %d s",
 	    signum == SIGTERM ? "SIGTERM" : "SIGINT", m->cfg->shutdown_timeout);
 	m->stopping = 1;
+	notify_stopping();
 	stats_close(m);
 	certwatch_free(m->cw);
 	m->cw = NULL;
@@ -675,6 +687,7 @@ master_run(struct config *cfg)
 	uv_signal_start(&m->sig_term, on_signal, SIGTERM);
 	uv_signal_start(&m->sig_int, on_signal, SIGINT);
 	uv_signal_start(&m->sig_hup, on_signal, SIGHUP);
+	notify_init();
 
 	fd_limit_check(cfg, m->nworkers, 1);
 	if (master_prepare(m, NULL, cfg, msgs) < 0 ||
@@ -715,6 +728,7 @@ master_run(struct config *cfg)
 		if ((m->cw = certwatch_new(m->loop, on_cert_change, m)) != NULL)
 			certwatch_set(m->cw, cfg);
 		log_info("%d worker(s) running", m->nworkers);
+		notify_ready();
 		rc = 0;
 	}
 	uv_run(m->loop, UV_RUN_DEFAULT);
