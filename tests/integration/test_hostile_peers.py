@@ -460,3 +460,24 @@ def test_xclient_waits_for_its_reply_and_is_sent_once(
     assert early == b"", "sent before XCLIENT's reply: %r" % early
     assert b"ADDR=127.0.0.1" in line and b"HELO=client.test" in line, line
     assert b"PROTO=ESMTP" in line, line
+
+
+def test_backend_lost_during_handshake_gets_421_after_tls(
+        backend_factory, proxy_factory, connect, tls_ctx):
+    def dies_after_ehlo(c):
+        c.send(b"220 backend.test ESMTP\r\n")
+        c.line()
+        c.send(EHLO_REPLY)
+        time.sleep(0.3)         # the client is at STARTTLS by now
+
+    be = backend_factory(dies_after_ehlo)
+    proxy = proxy_factory(be.address)
+    c = connect(proxy)
+    c.ehlo()
+    assert c.cmd("STARTTLS").code == 220
+    time.sleep(1.0)             # the backend dies while we handshake
+    c.wrap(tls_ctx, "mx1.example.org")
+    c.send(b"EHLO client.test\r\n")
+    r = c.read_reply()
+    assert (r.code, r.enhanced) == (421, "4.4.2"), r
+    c.read_until_closed(5)
