@@ -170,7 +170,11 @@ def _state(pid):
 def test_pid1_reaps_orphans(proxy_factory, sink, tmp_path):
     p = proxy_factory(sink, start=False)
     err = open(str(tmp_path / "pid1.stderr"), "wb")
-    outer = subprocess.Popen(["unshare", "--pid", "--fork", "--mount-proc",
+    # No --mount-proc: it needs a private mount namespace, which cannot be
+    # made inside a chroot (the clean-root rehearsal); PID 1 and orphan
+    # re-parenting need only the PID namespace, and /proc is read from
+    # outside.
+    outer = subprocess.Popen(["unshare", "--pid", "--fork",
                               helpers.stp_bin(), "-c", p.conf_path],
                              stdin=subprocess.DEVNULL, stdout=err,
                              stderr=err)
@@ -181,7 +185,7 @@ def test_pid1_reaps_orphans(proxy_factory, sink, tmp_path):
         proxy_pid = kids[0]
         # An orphan: the shell exits at once, its sleep is re-parented
         # to PID 1 of the namespace (the proxy) and exits a little later.
-        subprocess.run(["nsenter", "-t", str(proxy_pid), "-p", "-m", "--",
+        subprocess.run(["nsenter", "-t", str(proxy_pid), "-p", "--",
                         "sh", "-c", "sleep 0.5 & sleep 0.5 & exit 0"],
                        check=True, timeout=15)
         time.sleep(0.2)
