@@ -2,8 +2,9 @@
  * buf - a byte buffer with a read offset, for the session's input queues.
  *
  * Data is p[off .. off+len).  Consuming moves off; appending compacts
- * first when the tail is short.  The caller bounds the size: buf never
- * grows past the cap given to buf_reserve().  An empty buffer may give its
+ * first when the tail is short.  buf itself has no limit: every caller
+ * bounds what it appends (CIN_CAP, BIN_CAP, the high marks in session.c,
+ * the reply queue's size in smtp_relay.c).  An empty buffer may give its
  * memory back (buf_release) so that idle sessions hold no big buffers.
  */
 #ifndef STP_BUF_H
@@ -17,10 +18,11 @@ struct buf {
 	size_t	 off, len, cap;
 };
 
+/* The data; NULL for a buffer that never held any. */
 static inline char *
 buf_data(const struct buf *b)
 {
-	return b->p + b->off;
+	return b->p == NULL ? NULL : b->p + b->off;
 }
 
 /* Make room for n more bytes at the tail; returns the tail or NULL. */
@@ -82,21 +84,6 @@ buf_release(struct buf *b)
 		b->p = NULL;
 		b->off = b->cap = 0;
 	}
-}
-
-/* Hand the memory over (for uv_write); the buf becomes empty. */
-static inline char *
-buf_steal(struct buf *b, size_t *len)
-{
-	char *p;
-
-	if (b->off > 0)
-		memmove(b->p, b->p + b->off, b->len);
-	p = b->p;
-	*len = b->len;
-	b->p = NULL;
-	b->off = b->len = b->cap = 0;
-	return p;
 }
 
 #endif

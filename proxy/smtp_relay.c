@@ -605,10 +605,10 @@ client_command(struct smtp_relay *r, const struct relay_in *in,
  */
 static int
 client_data(struct smtp_relay *r, const struct relay_in *in, const char *p,
-    size_t avail, size_t *used, struct relay_out *out)
+    size_t len, size_t *used, struct relay_out *out)
 {
 	char hdr[RECEIVED_MAX];
-	size_t n, fwd, bare_at, hl;
+	size_t n, fwd, bare_at, hl, avail = len;
 	int ended = 0;
 
 	if (p[avail - 1] == '\r' && --avail == 0)
@@ -623,6 +623,12 @@ client_data(struct smtp_relay *r, const struct relay_in *in, const char *p,
 	out->ev |= RELAY_EV_BULK_ON;
 	r->t_content_last = in->ms;
 	n = smtp_datascan_feed(&r->ds, p, avail, &ended, &bare_at);
+	/* The scan ended on a CR and the held-back CR follows it: that
+	 * one is bare, though the scanner learns so only from the next
+	 * byte.  Never forward it ("\r\n.\r" may end a message). */
+	if (bare_at == (size_t)-1 && !ended && avail < len &&
+	    p[avail - 1] == '\r')
+		bare_at = avail;
 	fwd = n;
 	if (r->in == RIN_DATA && bare_at != (size_t)-1 &&
 	    r->cfg.policy->bare_newline == BARE_NEWLINE_REJECT) {

@@ -36,8 +36,6 @@
 #define RH_RECEIVED	0x20	/* Received: header */
 #define RH_AUTO		0x40	/* a scripted backend answers by itself */
 
-#define RH_OK2XX_MAX	256
-
 enum rh_state { RH_GREETING, RH_COMMANDS, RH_TLS_WAIT, RH_DONE };
 
 struct rh {
@@ -53,11 +51,9 @@ struct rh {
 	char			 why[128];
 	unsigned		 violations;
 	char			 what[160];
-	/* the backend's 2xx replies not yet seen by the client */
-	char			*ok2xx[RH_OK2XX_MAX];
-	size_t			 n_ok2xx;
-	size_t			 be_parsed;	/* of the backend's bytes */
-	struct buf		 be_all;	/* every byte the backend sent */
+	size_t			 client2xx;	/* relayed 2xx replies */
+	struct buf		 be_all;
+	struct buf		 be_first;	/* per byte: 1 starts a chunk */	/* every byte the backend sent */
 	/* content at the backend */
 	size_t			 content_from;
 	int			 in_content;
@@ -116,8 +112,6 @@ rh_init(struct rh *h, unsigned opts)
 static void
 rh_free(struct rh *h)
 {
-	size_t i;
-
 	relay_free(&h->r);
 	free(h->cin.p);
 	free(h->bin.p);
@@ -127,8 +121,7 @@ rh_free(struct rh *h)
 	free(h->cl_got.p);
 	free(h->cl_used.p);
 	free(h->be_all.p);
-	for (i = 0; i < h->n_ok2xx; i++)
-		free(h->ok2xx[i]);
+	free(h->be_first.p);
 }
 
 static void
@@ -138,39 +131,52 @@ rh_append(struct buf *b, const char *p, size_t n)
 		abort();
 }
 
-/* "CODE text" of a reply's first line, the continuation mark dropped. */
-static char *
+/* The length of a reply's first line, without its end. */
+static size_t
 rh_first_line(const char *p, size_t len)
 {
 	size_t n = 0;
-	char *s;
 
 	while (n < len && p[n] != '\r' && p[n] != '\n')
 		n++;
-	if ((s = malloc(n + 1)) == NULL)
-		abort();
-	memcpy(s, p, n);
-	s[n] = '\0';
-	if (n > 3)
-		s[3] = ' ';
-	return s;
+	return n;
 }
 
-/* Note the backend's complete replies (for the 2xx check). */
-static void
-rh_note_backend(struct rh *h)
+/* Does the backend's stream hold line at a line start, and how many
+ * final 2xx lines does it hold?  (Bytes the relay drops as stale or
+ * unsolicited stay in the stream: a plain scan, no framing to lose.) */
+static int
+rh_backend_said(const struct rh *h, const char *line, size_t ll,
+    size_t *final2xx)
 {
-	struct smtp_reply rp;
+	const char *p = buf_data(&h->be_all), *l;
+	const char *first = buf_data(&h->be_first);
+	size_t n = h->be_all.len, at, rest, bl;
+	int found = 0;
 
-	while (h->be_parsed < h->be_all.len &&
-	    smtp_reply_parse(buf_data(&h->be_all) + h->be_parsed,
-	    h->be_all.len - h->be_parsed, RELAY_REPLY_MAX, &rp) == SMTP_OK) {
-		if (rp.code >= 200 && rp.code < 300 &&
-		    h->n_ok2xx < RH_OK2XX_MAX)
-			h->ok2xx[h->n_ok2xx++] = rh_first_line(
-			    buf_data(&h->be_all) + h->be_parsed, rp.len);
-		h->be_parsed += rp.len;
+	*final2xx = 0;
+	while (ll > 3 && line[ll - 1] == ' ')
+		ll--;		/* "250" may come back as "250 " */
+	if (ll < 3)
+		return 0;
+	/* A line starts after an LF or where a chunk of backend bytes
+	 * starts (stale chunks are dropped whole: framing restarts). */
+	for (at = 0; at < n; at++) {
+		if (at > 0 && p[at - 1] != '\n' && !first[at])
+			continue;
+		l = p + at;
+		rest = n - at;
+		if (rest >= 4 && l[0] == '2' && (l[3] == ' ' || l[3] == '\r' ||
+		    l[3] == '\n'))
+			(*final2xx)++;
+		bl = rh_first_line(l, rest);
+		while (bl > 3 && l[bl - 1] == ' ')
+			bl--;
+		if (bl == ll && memcmp(l, line, 3) == 0 && (ll <= 4 ||
+		    memcmp(l + 4, line + 4, ll - 4) == 0))
+			found = 1;
 	}
+	return found;
 }
 
 /* The client got these replies: every 2xx must be accounted for. */
@@ -178,26 +184,19 @@ static void
 rh_check_replies(struct rh *h, const char *p, size_t len)
 {
 	struct smtp_reply rp;
-	size_t i;
-	char *first;
+	size_t final2xx, fl;
 
 	while (len > 0 && smtp_reply_parse(p, len, 1 << 20, &rp) == SMTP_OK) {
 		if (rp.code >= 200 && rp.code < 300 &&
 		    !(rp.len == 30 && memcmp(p, "220 2.0.0 Ready to start TLS"
 		    "\r\n", 30) == 0) &&
 		    !(rp.len == 15 && memcmp(p, "221 2.0.0 Bye\r\n", 15) == 0)) {
-			first = rh_first_line(p, rp.len);
-			for (i = 0; i < h->n_ok2xx; i++)
-				if (strcmp(h->ok2xx[i], first) == 0)
-					break;
-			if (i == h->n_ok2xx)
+			fl = rh_first_line(p, rp.len);
+			h->client2xx++;
+			if (!rh_backend_said(h, p, fl, &final2xx) ||
+			    h->client2xx > final2xx)
 				rh_violation(h, "2xx the backend never gave: "
-				    "%.60s", first);
-			else {
-				free(h->ok2xx[i]);
-				h->ok2xx[i] = h->ok2xx[--h->n_ok2xx];
-			}
-			free(first);
+				    "%.*s", (int)(fl > 60 ? 60 : fl), p);
 		}
 		p += rp.len;
 		len -= rp.len;
@@ -311,8 +310,12 @@ rh_in(struct rh *h, struct relay_in *in)
 static void
 rh_auto_reply(struct rh *h, const char *rep)
 {
+	size_t i;
+
 	rh_append(&h->bin, rep, strlen(rep));
 	rh_append(&h->be_all, rep, strlen(rep));
+	for (i = 0; rep[i] != '\0'; i++)
+		rh_append(&h->be_first, i == 0 ? "\1" : "\0", 1);
 }
 
 static void
@@ -360,7 +363,6 @@ rh_pump(struct rh *h)
 
 	do {
 		progress = 0;
-		rh_note_backend(h);
 		while (h->bin.len > 0 && !h->failed) {
 			rh_in(h, &in);
 			rh_out(h, &out);
@@ -440,7 +442,11 @@ rh_client(struct rh *h, const char *p, size_t n)
 static void
 rh_backend(struct rh *h, const char *p, size_t n)
 {
+	size_t i;
+
 	rh_append(&h->be_all, p, n);
+	for (i = 0; i < n; i++)
+		rh_append(&h->be_first, i == 0 ? "\1" : "\0", 1);
 	if (!h->failed && !h->closed)
 		rh_append(&h->bin, p, n);
 	rh_pump(h);
