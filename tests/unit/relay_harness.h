@@ -155,8 +155,10 @@ rh_backend_said(const struct rh *h, const char *line, size_t ll,
 	int found = 0;
 
 	*final2xx = 0;
-	while (ll > 3 && line[ll - 1] == ' ')
-		ll--;		/* "250" may come back as "250 " */
+	while (ll > 4 && line[ll - 1] == ' ')
+		ll--;
+	if (ll == 4)
+		ll = 3;		/* "250" may come back as "250 " or "250-" */
 	if (ll < 3)
 		return 0;
 	/* A line starts after an LF or where a chunk of backend bytes
@@ -170,8 +172,10 @@ rh_backend_said(const struct rh *h, const char *line, size_t ll,
 		    l[3] == '\n'))
 			(*final2xx)++;
 		bl = rh_first_line(l, rest);
-		while (bl > 3 && l[bl - 1] == ' ')
+		while (bl > 4 && l[bl - 1] == ' ')
 			bl--;
+		if (bl == 4)
+			bl = 3;
 		if (bl == ll && memcmp(l, line, 3) == 0 && (ll <= 4 ||
 		    memcmp(l + 4, line + 4, ll - 4) == 0))
 			found = 1;
