@@ -235,17 +235,30 @@ backend_gone(struct session *s)
 void
 sess_fail(struct session *s, const char *why, const char *reply)
 {
-	if (s->state == SS_CLOSED || (s->flags & SF_CLOSE_AFTER_FLUSH))
+	bool had_backend;
+
+	if (s->state == SS_CLOSED ||
+	    (s->flags & (SF_CLOSE_AFTER_FLUSH | SF_FAILING)))
 		return;
 	if (s->end == NULL)
 		s->end = why;
 	log_debug("%s: %s", s->id, why);
+	had_backend = s->be.state != BE_NONE;
 	backend_gone(s);
 	buf_consume(&s->cl.in, s->cl.in.len);
 	switch (s->state) {
 	case SS_HANDSHAKE:
 	case SS_STARTTLS_DRAIN:
-		sess_close(s, why);
+		/* After STARTTLS's 220 the client completes its handshake
+		 * and sends a command (a TLS 1.3 client may already have):
+		 * answer that with the reply once TLS is up, rather than
+		 * with a close that looks like a dropped command.  Implicit
+		 * TLS has no backend yet and owes nothing. */
+		if (!had_backend || relay_fail(&s->r, reply) < 0) {
+			sess_close(s, why);
+			return;
+		}
+		s->flags |= SF_FAILING;
 		return;
 	default:
 		break;
@@ -312,6 +325,7 @@ handshake_done(struct session *s)
 
 	tls_get_info(s->cl.tls, &s->tinfo);
 	stats_add(&s->st->hs_ok, 1);
+	stats_tls_session(s->st, s->tinfo.version, s->tinfo.cipher);
 	stats_hs_observe(s->st,
 	    (double)(uv_now(&s->w->loop) - s->hs_start_ms) / 1000.0);
 	s->flags |= SF_TLS;
@@ -606,7 +620,8 @@ sess_pump(struct session *s)
 		backend_input(s);
 		backend_eof(s);
 		client_input(s);
-		flush_slots(s);
+		if (s->state != SS_STARTTLS_DRAIN && s->state != SS_HANDSHAKE)
+			flush_slots(s);
 		flush_backend(s);
 		flush_client(s);
 		if (s->state == SS_CLOSED)

@@ -42,6 +42,8 @@ enum sess_state {
 #define SF_LINGER		0x0020	/* last reply sent: FIN, drain, close */
 #define SF_QUIT			0x0040	/* that last reply answered QUIT */
 #define SF_PREHEADER		0x0080	/* counted in w->n_preheader */
+#define SF_FAILING		0x0100	/* failed mid-handshake: the reply waits
+					   in the queue for TLS to be up */
 
 struct session {
 	struct session		*next, *prev;

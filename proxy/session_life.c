@@ -334,20 +334,29 @@ sess_relay_init(struct session *s)
 }
 
 void
-session_accept(struct lsn *l)
+session_accept(struct lsn *l, int fd)
 {
 	struct worker *w = l->w;
 	struct session *s;
 	int len;
 
-	if ((s = calloc(1, sizeof(*s))) == NULL)
+	if ((s = calloc(1, sizeof(*s))) == NULL) {
+		worker_refuse(l, fd, REFUSE_MEMORY);
 		return;
+	}
 	s->w = w;
 	s->cfg = cfg_ref(w->cfg);
 	s->li = l->li;
 	s->lc = &s->cfg->listeners[l->li];
 	s->limits = l->sh->limits;
 	s->st = &l->sh->shards[w->index];
+	if (sess_relay_init(s) < 0) {
+		relay_free(&s->r);
+		cfg_unref(s->cfg);
+		free(s);
+		worker_refuse(l, fd, REFUSE_MEMORY);
+		return;
+	}
 	stats_add(&s->st->conn_total, 1);
 	stats_add(&s->st->conn_active, 1);
 	s->start_ms = uv_now(&w->loop);
@@ -367,8 +376,8 @@ session_accept(struct lsn *l)
 	w->sessions = s;
 	w->n_sessions++;
 
-	if (sess_relay_init(s) < 0 ||
-	    uv_accept((uv_stream_t *)&l->tcp, (uv_stream_t *)&s->cl.tcp) < 0) {
+	if (uv_tcp_open(&s->cl.tcp, fd) < 0) {
+		close(fd);
 		sess_close(s, "accept failed");
 		return;
 	}

@@ -32,6 +32,7 @@
 #define RF_STALE	0x0100	/* STARTTLS taken: backend bytes are stale
 				   until the first command after TLS */
 #define RF_BE_GONE	0x0200	/* no backend any more */
+#define RF_FAILED	0x0400	/* relay_fail(): nothing more is read */
 
 static void	nolog(const char *fmt, ...) { (void)fmt; }
 static void	nolog_kv(int level, const char *event, ...)
@@ -776,7 +777,7 @@ relay_fail(struct smtp_relay *r, const char *reply)
 {
 	struct reply_slot *slot;
 
-	r->flags |= RF_BE_GONE;
+	r->flags |= RF_BE_GONE | RF_FAILED;
 	r->in = RIN_IGNORE;
 	if ((slot = replyq_waiting(&r->rq)) != NULL) {
 		if (replyq_fill(&r->rq, slot, reply, strlen(reply)) < 0)
@@ -818,7 +819,8 @@ relay_tls_done(struct smtp_relay *r, const struct relay_tls *t,
 	envelope_reset(&r->env);
 	r->flags &= ~(RF_BDAT_TX | RF_ESMTP);
 	smtp_framer_init(&r->framer, r->cfg.max_line);
-	r->in = RIN_CMD;
+	/* Failed during the handshake: its reply waits, nothing is read. */
+	r->in = (r->flags & RF_FAILED) ? RIN_IGNORE : RIN_CMD;
 	r->t_active = in->ms;
 }
 

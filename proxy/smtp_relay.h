@@ -227,7 +227,7 @@ void	relay_backend_gone(struct smtp_relay *r);
 void	relay_stale(struct smtp_relay *r, uint64_t n);
 
 /* The handshake is done: take its facts and reset the dialogue
- * (RFC 3207 §4.2). */
+ * (RFC 3207 §4.2); after relay_fail() it still reads nothing. */
 void	relay_tls_done(struct smtp_relay *r, const struct relay_tls *t,
 	    const struct relay_in *in);
 

@@ -6,7 +6,8 @@
  * Input: one byte of options (RH_* but RH_AUTO), then records: a control
  * byte c, then (c >> 2) + 1 bytes for c & 3 = 0 the client, 1 the
  * backend; c & 3 = 2 completes the TLS handshake (when one is due) and
- * takes no bytes; 3 checks a client EOF now and takes no bytes.  The
+ * takes no bytes; 3 checks a client EOF now (or, with bit 2 set, loses
+ * the backend when a handshake is due) and takes no bytes.  The
  * process aborts when the client got a 2xx the backend never gave, when
  * a client byte after STARTTLS reached the backend before the handshake,
  * or when message content at the backend could end other than at the
@@ -48,6 +49,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			(void)rh_tls(&h);
 			break;
 		case 3:
+			if ((c & 4) && h.state == RH_TLS_WAIT && !h.failed) {
+				rh_lost(&h);
+				break;
+			}
 			why = NULL;
 			(void)relay_may_end(&h.r, &why);
 			(void)relay_deadline(&h.r);

@@ -415,7 +415,8 @@ rh_pump(struct rh *h)
 			progress = 1;
 		}
 		rh_out(h, &out);
-		relay_flush(&h->r, &out);
+		if (h->state != RH_TLS_WAIT)	/* no plaintext in the handshake */
+			relay_flush(&h->r, &out);
 		if (h->tocl.len > 0) {
 			rh_check_replies(h, buf_data(&h->tocl), h->tocl.len);
 			rh_append(&h->cl_got, buf_data(&h->tocl), h->tocl.len);
@@ -454,6 +455,15 @@ rh_backend(struct rh *h, const char *p, size_t n)
 	if (!h->failed && !h->closed)
 		rh_append(&h->bin, p, n);
 	rh_pump(h);
+}
+
+/* The backend is lost during the handshake: the session fails, its 421
+ * waits in the queue for TLS (sess_fail in SS_HANDSHAKE). */
+static void
+rh_lost(struct rh *h)
+{
+	if (relay_fail(&h->r, R421_LOST) < 0)
+		abort();
 }
 
 /* The handshake completes (only after the 220 went out). */

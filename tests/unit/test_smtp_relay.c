@@ -3,8 +3,9 @@
  * without a socket: relay_harness.h plays the transport.
  *
  * A row is a script of steps: "C..." client bytes, "B..." backend bytes,
- * "T" the TLS handshake completes, "?..." the backend must have got
- * exactly this so far.  Every row is run with each client step whole,
+ * "T" the TLS handshake completes, "L" the backend is lost (during the
+ * handshake), "?..." the backend must have got exactly this so far.
+ * Every row is run with each client step whole,
  * split at every byte offset, and byte at a time: the client's replies,
  * the backend's bytes, the ending and the harness's invariant checks
  * (relay_harness.h) must not change.  Then: client EOF at every point of
@@ -57,6 +58,14 @@ static const struct relay_row rows[] = {
 	  "220 mx ESMTP\r\n250-mx\r\n250 STARTTLS\r\n"
 	  "220 2.0.0 Ready to start TLS\r\n250 fresh\r\n",
 	  "EHLO a\r\nEHLO b\r\n", "", 26 },
+	{ "starttls: backend lost in the handshake, 421 after TLS, nothing "
+	  "forwarded",
+	  RH_CERT,
+	  { GREET_MX, "CEHLO a\r\nSTARTTLS\r\n", "B250 mx\r\n", "L", "T",
+	    "CEHLO b\r\n" },
+	  "220 mx ESMTP\r\n250-mx\r\n250 STARTTLS\r\n"
+	  "220 2.0.0 Ready to start TLS\r\n" R421_LOST,
+	  "EHLO a\r\n", "closed", 0 },
 	{ "starttls without a certificate: 454, nothing dropped",
 	  0,
 	  { GREET_MX, "CSTARTTLS\r\nNOOP\r\n", "B250 noop\r\n" },
@@ -198,6 +207,9 @@ run_row(const struct relay_row *row, long split, struct rh *h)
 			break;
 		case 'T':
 			ASSERT_TRUE(rh_tls(h));
+			break;
+		case 'L':
+			rh_lost(h);
 			break;
 		case '?':
 			ASSERT_MEM_EQ(buf_data(&h->be_got), h->be_got.len, p,
