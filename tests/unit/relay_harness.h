@@ -47,7 +47,7 @@ struct rh {
 	struct buf		 be_got, cl_got;
 	struct buf		 cl_used;	/* client bytes the relay took */
 	uint64_t		 ms;
-	int			 drains, closed, failed, window;
+	int			 drains, closed, failed, lost, window;
 	char			 why[128];
 	unsigned		 violations;
 	char			 what[160];
@@ -462,8 +462,15 @@ rh_backend(struct rh *h, const char *p, size_t n)
 static void
 rh_lost(struct rh *h)
 {
-	if (relay_fail(&h->r, R421_LOST) < 0)
+	int r;
+
+	if (h->lost)		/* once, as SF_FAILING in sess_fail() */
+		return;
+	h->lost = 1;
+	if ((r = relay_fail(&h->r, R421_LOST)) == -1)
 		abort();
+	if (r < 0)
+		h->closed = 1;	/* no slot for it: the session closes */
 }
 
 /* The handshake completes (only after the 220 went out). */
