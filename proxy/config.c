@@ -306,6 +306,20 @@ strlist_add(struct strlist *l, const char *fmt, ...)
 	l->v[l->n++] = s;
 }
 
+/* Log each message of l: "error: "-prefixed ones as errors. */
+void
+strlist_log_warnings(const struct strlist *l)
+{
+	size_t	i;
+
+	for (i = 0; i < l->n; i++) {
+		if (strncmp(l->v[i], "error: ", 7) == 0)
+			log_error("%s", l->v[i] + 7);
+		else
+			log_warnx("%s", l->v[i]);
+	}
+}
+
 void
 strlist_free(struct strlist *l)
 {

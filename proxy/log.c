@@ -20,14 +20,18 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "config.h"
 #include "log.h"
 
 #define LOG_LINE_MAX	8192
 #define LOG_RESERVE	32	/* for closing a truncated line */
 
+/* Set on reload by the master while workers log: relaxed atomics (a
+ * line logged at the old level while the new one lands is fine). */
 static int	log_max = LOG_INFO;
 static int	log_json;
+
+#define LOG_MAX()	__atomic_load_n(&log_max, __ATOMIC_RELAXED)
+#define LOG_JSON()	__atomic_load_n(&log_json, __ATOMIC_RELAXED)
 
 static const char *const log_names[] = {
 	"error", "warning", "info", "debug"
@@ -44,25 +48,14 @@ struct lbuf {
 void
 log_init(int level, int json)
 {
-	log_max = level;
-	log_json = json;
-}
-
-int
-log_level_parse(const char *s)
-{
-	int	i;
-
-	for (i = LOG_ERROR; i <= LOG_DEBUG; i++)
-		if (strcmp(s, log_names[i]) == 0)
-			return i;
-	return -1;
+	__atomic_store_n(&log_max, level, __ATOMIC_RELAXED);
+	__atomic_store_n(&log_json, json, __ATOMIC_RELAXED);
 }
 
 int
 log_enabled(int level)
 {
-	return level <= log_max;
+	return level <= LOG_MAX();
 }
 
 static const char *
@@ -220,7 +213,7 @@ lb_begin(struct lbuf *b, int level)
 {
 	b->len = 0;
 	b->trunc = b->in_str = false;
-	if (log_json) {
+	if (LOG_JSON()) {
 		lb_puts(b, "{\"ts\":\"");
 		lb_timestamp(b);
 		lb_puts(b, "\",\"level\":\"");
@@ -242,7 +235,7 @@ lb_end(struct lbuf *b)
 
 	if (b->trunc && b->in_str)
 		lb_close(b, "\"");
-	if (log_json)
+	if (LOG_JSON())
 		lb_close(b, b->trunc ? ",\"truncated\":true}\n" : "}\n");
 	else
 		lb_close(b, b->trunc ? " [truncated]\n" : "\n");
@@ -394,7 +387,7 @@ log_vmsg(int level, int with_errno, const char *fmt, va_list ap)
 		snprintf(msg + n, sizeof(msg) - n, ": %s", es);
 	}
 	lb_begin(&b, level);
-	if (log_json)
+	if (LOG_JSON())
 		lb_json_str(&b, "msg", msg);
 	else {
 		lb_puts(&b, ": ");
@@ -465,7 +458,7 @@ log_kv(int level, const char *event, ...)
 	if (!log_enabled(level))
 		return;
 	lb_begin(&b, level);
-	if (log_json)
+	if (LOG_JSON())
 		lb_json_str(&b, "event", event);
 	else {
 		lb_puts(&b, " ");
@@ -476,7 +469,7 @@ log_kv(int level, const char *event, ...)
 		val = va_arg(ap, const char *);
 		if (b.trunc)
 			continue;
-		if (log_json) {
+		if (LOG_JSON()) {
 			if (key[0] == '#')
 				lb_json_num(&b, key + 1, val);
 			else
@@ -487,17 +480,4 @@ log_kv(int level, const char *event, ...)
 	va_end(ap);
 	lb_end(&b);
 	errno = saved;
-}
-
-void
-strlist_log_warnings(const struct strlist *l)
-{
-	size_t	i;
-
-	for (i = 0; i < l->n; i++) {
-		if (strncmp(l->v[i], "error: ", 7) == 0)
-			log_error("%s", l->v[i] + 7);
-		else
-			log_warnx("%s", l->v[i]);
-	}
 }

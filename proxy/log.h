@@ -13,7 +13,6 @@
 enum { LOG_ERROR = 0, LOG_WARNING, LOG_INFO, LOG_DEBUG };
 
 void	log_init(int level, int json);
-int	log_level_parse(const char *s);		/* -1 when unknown */
 int	log_enabled(int level);
 
 void	log_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -634,9 +634,12 @@ on_signal(uv_signal_t *h, int signum)
 	post_stop(m, 1);
 }
 
-void
-master_worker_done(struct master *m)
+/* A worker's loop has ended (called from its thread). */
+static void
+master_worker_done(void *arg)
 {
+	struct master *m = arg;
+
 	atomic_fetch_add(&m->n_done, 1);
 	uv_async_send(&m->done);
 }
@@ -703,8 +706,8 @@ master_run(struct config *cfg)
 		goto out;
 	}
 	for (k = 0; k < m->nworkers; k++) {
-		if ((m->w[k] = worker_new(m, k, msgs[k])) == NULL ||
-		    worker_start(m->w[k]) != 0) {
+		if ((m->w[k] = worker_new(k, msgs[k], master_worker_done,
+		    m)) == NULL || worker_start(m->w[k]) != 0) {
 			log_error("cannot start worker %d", k);
 			if (m->w[k] != NULL) {
 				uv_loop_close(&m->w[k]->loop);

@@ -619,14 +619,16 @@ worker_pong(const struct worker *w)
 }
 
 struct worker *
-worker_new(struct master *m, int index, struct worker_msg *msg)
+worker_new(int index, struct worker_msg *msg, void (*done)(void *),
+    void *arg)
 {
 	struct worker *w;
 	int workers;
 
 	if ((w = calloc(1, sizeof(*w))) == NULL)
 		return NULL;
-	w->m = m;
+	w->done = done;
+	w->done_arg = arg;
 	w->index = index;
 	if (uv_loop_init(&w->loop) < 0) {
 		free(w);
@@ -657,7 +659,7 @@ worker_main(void *arg)
 	struct worker *w = arg;
 
 	uv_run(&w->loop, UV_RUN_DEFAULT);
-	master_worker_done(w->m);
+	w->done(w->done_arg);
 }
 
 int

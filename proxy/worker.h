@@ -16,7 +16,6 @@
 #include "stats.h"
 
 struct session;
-struct master;
 
 /* Connection counts of one listener, across workers (worker.c). */
 struct lsn_limits;
@@ -73,7 +72,8 @@ struct worker {
 	uv_loop_t		 loop;
 	uv_thread_t		 thread;
 	int			 index;
-	struct master		*m;
+	void			(*done)(void *);	/* loop ended */
+	void			*done_arg;
 	struct config		*cfg;		/* ref; what new sessions use */
 	struct lsn		**lsn;
 	size_t			 n_lsn;
@@ -99,9 +99,10 @@ struct worker {
 	char			 wrbuf[WORKER_RDBUF];	/* TLS output on its way out */
 };
 
-/* Create worker index (not started); apply msg (the first config). */
-struct worker	*worker_new(struct master *m, int index,
-		    struct worker_msg *msg);
+/* Create worker index (not started); apply msg (the first config).
+ * done(arg) is called from the worker's thread when its loop has ended. */
+struct worker	*worker_new(int index, struct worker_msg *msg,
+		    void (*done)(void *), void *arg);
 int		 worker_start(struct worker *w);
 /* Hand msg to w (thread-safe); the worker frees it. -1 if the inbox is
  * full (the caller frees it). */
@@ -117,8 +118,5 @@ uint64_t	 worker_pong(const struct worker *w);
 
 /* A session of w has closed (for the graceful stop). */
 void		 worker_session_gone(struct worker *w);
-
-/* Called by the worker thread when its loop has ended (master.c). */
-void		 master_worker_done(struct master *m);
 
 #endif
