@@ -240,6 +240,7 @@ static const struct cfg_field top_fields[] = {
 	F_GROUP("log", 0, log_fields),
 	F_GROUP("stats", F_ABSENT_OFF, stats_fields),
 	F_BOOL("watch_certificates", 1, struct config, watch_certificates),
+	F_STR("hostname", "", F_NOCTL, struct config, hostname),
 	F_CUSTOM("listeners"),
 	F_END
 };
@@ -1538,6 +1539,11 @@ cfg_load(const char *path, struct strlist *errs, struct strlist *warns)
 
 	cfg_walk(&x, config_root_setting(&cf), "", top_fields, c);
 	c->stats_enabled = c->stats_listen.text != NULL;
+	if (c->hostname[0] != '\0' && (check_hostname(c->hostname) != NULL ||
+	    strchr(c->hostname, '*') != NULL))
+		cfg_err(&x, config_setting_get_member(config_root_setting(&cf),
+		    "hostname"), "hostname \"%s\": not a host name",
+		    c->hostname);
 	cfg_listeners(&x, c, config_root_setting(&cf));
 
 	config_destroy(&cf);
@@ -1597,6 +1603,7 @@ cfg_free(struct config *c)
 	free(c->places);
 	cfg_addr_clear(&c->stats_listen);
 	free(c->user);
+	free(c->hostname);
 	free(c->dir);
 	free(c->path);
 	free(c);

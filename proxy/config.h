@@ -107,6 +107,7 @@ struct config {
 	char			*dir;		/* its directory */
 	int			 workers;	/* 0 = one per CPU */
 	char			*user;
+	char			*hostname;	/* "" = the system's (gethostname) */
 	int			 shutdown_timeout;
 	int			 log_level;	/* LOG_* of log.h */
 	enum log_format		 log_format;

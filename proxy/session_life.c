@@ -317,7 +317,8 @@ sess_relay_init(struct session *s)
 	rc.policy = &lc->policy;
 	rc.banner = lc->banner;
 	rc.backend = lc->backend.address.text;
-	rc.hostname = s->w->hostname;
+	rc.hostname = s->cfg->hostname[0] != '\0' ? s->cfg->hostname :
+	    s->w->hostname;
 	rc.listener = lc->name;
 	rc.id = s->id;
 	rc.peer_addr = s->peer_addr;

@@ -106,7 +106,7 @@ def test_conf_page_names_every_key_and_reply_code(destdir):
                        env=dict(os.environ, MANWIDTH="200"))
     text = r.stdout.decode()
     keys = """workers user shutdown_timeout log level format stats listen
-        watch_certificates listeners name proxy_protocol tls_mode banner
+        watch_certificates hostname listeners name proxy_protocol tls_mode banner
         backend address xclient connect_timeout tls certificates cert key
         names min_version ciphers ciphersuites client_ca verify_client
         handshake_timeout policy require_tls before_tls_code reject_code

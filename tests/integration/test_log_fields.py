@@ -151,3 +151,27 @@ def test_session_ids_differ_across_restarts(sink, proxy_factory, connect):
         proxy.stop()
     assert ids[0] != ids[1], ids
     assert all(re.fullmatch(r"[0-9a-f]{16,}", i) for i in ids), ids
+
+
+def test_hostname_key_names_the_by_host_of_received(exim, proxy_factory,
+                                                    connect, tls_ctx):
+    proxy = proxy_factory(exim, top={"hostname": "mx9.example.org"})
+    c = connect(proxy)
+    c.ehlo()
+    c.starttls(tls_ctx)
+    c.ehlo()
+    token = "by-host-%d" % c.sock.getsockname()[1]
+    assert c.cmd("MAIL FROM:<a@example.net>").code == 250
+    assert c.cmd("RCPT TO:<b@example.org>").code == 250
+    assert c.cmd("DATA").code == 354
+    c.send(b"Subject: " + token.encode() + b"\r\n\r\nx\r\n.\r\n")
+    assert c.read_reply().code == 250
+    c.cmd("QUIT")
+    got = exim.wait_messages(token)[0]
+    assert b"by mx9.example.org (starttls-proxy" in got, got[:600]
+
+
+def test_hostname_key_must_be_a_host_name(proxy_factory, sink):
+    p = proxy_factory(sink, top={"hostname": "bad host"}, start=False)
+    r = helpers.run_cli(["-t", "-c", p.conf_path])
+    assert r.returncode == 1 and "hostname" in r.out, r.out
