@@ -341,12 +341,9 @@ def test_backend_that_keeps_flooding_is_a_protocol_error(
 
 # -- 6. content that trickles ----------------------------------------------
 
-def test_trickling_data_content_hits_data_timeout(sink, proxy_factory,
-                                                  connect):
-    proxy = proxy_factory(sink, listener={
-        "limits": {"idle_timeout": 2, "data_timeout": 3}})
-    c = connect(proxy)
-    begin_data(c)
+def trickle_until_421(c):
+    """Send one byte every 0.5 s: data_timeout (3 s) must end it with
+    421 4.4.2 although no pause reaches idle_timeout (2 s)."""
     t0 = time.monotonic()
     got = b""
     for _ in range(40):
@@ -359,6 +356,15 @@ def test_trickling_data_content_hits_data_timeout(sink, proxy_factory,
             break
     assert b"421 4.4.2" in got, got
     assert 2.5 <= time.monotonic() - t0 <= 8
+
+
+def test_trickling_data_content_hits_data_timeout(sink, proxy_factory,
+                                                  connect):
+    proxy = proxy_factory(sink, listener={
+        "limits": {"idle_timeout": 2, "data_timeout": 3}})
+    c = connect(proxy)
+    begin_data(c)
+    trickle_until_421(c)
     assert sink.completed_messages() == []
 
 
@@ -371,18 +377,7 @@ def test_trickling_bdat_chunk_hits_data_timeout(sink, proxy_factory,
     assert c.cmd("MAIL FROM:<a@example.org>").code == 250
     assert c.cmd("RCPT TO:<b@example.org>").code == 250
     c.send(b"BDAT 1000 LAST\r\n")
-    t0 = time.monotonic()
-    got = b""
-    for _ in range(40):
-        try:
-            c.send(b"x")
-        except OSError:
-            break
-        got += c.pending(0.5)
-        if b"421" in got:
-            break
-    assert b"421 4.4.2" in got, got
-    assert 2.5 <= time.monotonic() - t0 <= 8
+    trickle_until_421(c)
     assert sink.completed_messages() == []
 
 
