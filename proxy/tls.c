@@ -99,8 +99,6 @@ struct tls_set {
 	size_t		 n_lsn;
 };
 
-#define TLS_BIO_KEEP	0	/* larger drained BIO buffers are freed */
-
 struct tls_conn {
 	SSL			*ssl;
 	BIO			*rbio;		/* owned by ssl */
@@ -219,11 +217,6 @@ tls_keydesc(const EVP_PKEY *pk, char *buf, size_t size)
 	}
 }
 
-/*
- * Read the leaf certificate (and, if chain is not NULL, the certificates
- * after it) from a PEM file.  On failure writes a message without the path
- * to err and returns -1.
- */
 /* A PEM file as a BIO, or NULL with err set (the system's reason, such as
  * "No such file or directory"). */
 static BIO *
@@ -245,6 +238,11 @@ tls_open_pem(const char *path, char *err, size_t errsize)
 	return bio;
 }
 
+/*
+ * Read the leaf certificate (and, if chain is not NULL, the certificates
+ * after it) from a PEM file.  On failure writes a message without the path
+ * to err and returns -1.
+ */
 static int
 tls_read_cert(const char *path, X509 **leaf, STACK_OF(X509) **chain,
     char *err, size_t errsize)
@@ -1129,8 +1127,9 @@ tls_conn_free(struct tls_conn *c)
 
 /*
  * A memory BIO keeps the largest buffer it ever held.  Once one is drained
- * and that buffer is big (a bulk transfer went through), swap in a fresh
- * BIO so that an idle session holds no large buffer.
+ * and holds any buffer at all, swap in a fresh BIO so that an idle
+ * session keeps no TLS buffer (a new BIO costs less than the memory of
+ * thousands of idle sessions).
  */
 static void
 tls_bio_trim(struct tls_conn *c, int rd)
@@ -1139,7 +1138,7 @@ tls_bio_trim(struct tls_conn *c, int rd)
 	BIO	*nb;
 
 	BIO_get_mem_ptr(rd ? c->rbio : c->wbio, &bm);
-	if (bm == NULL || bm->max <= TLS_BIO_KEEP ||
+	if (bm == NULL || bm->max == 0 ||
 	    (nb = BIO_new(BIO_s_mem())) == NULL)
 		return;
 	BIO_set_mem_eof_return(nb, -1);
@@ -1437,7 +1436,6 @@ tls_print_chain(FILE *out, X509 *leaf, STACK_OF(X509) *chain)
 	ERR_clear_error();
 }
 
-/* One certificate; returns its number of errors. */
 /*
  * DANE-EE records for the names served (RFC 7671/7672: usage 3, selector 1
  * = SubjectPublicKeyInfo, matching 1 = SHA-256), ready to publish.  They
@@ -1465,6 +1463,7 @@ tls_print_tlsa(FILE *out, X509 *x, char **names, size_t n, int port)
 	OPENSSL_free(der);
 }
 
+/* One certificate; returns its number of errors. */
 static int
 tls_check_cert(const struct cfg_cert *cc, int port, FILE *out)
 {
