@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -25,13 +26,10 @@
 #define LOG_LINE_MAX	8192
 #define LOG_RESERVE	32	/* for closing a truncated line */
 
-/* Set on reload by the master while workers log: relaxed atomics (a
- * line logged at the old level while the new one lands is fine). */
-static int	log_max = LOG_INFO;
-static int	log_json;
-
-#define LOG_MAX()	__atomic_load_n(&log_max, __ATOMIC_RELAXED)
-#define LOG_JSON()	__atomic_load_n(&log_json, __ATOMIC_RELAXED)
+/* Set by the master on start and reload while workers log: relaxed
+ * atomics (a line may still use the old setting, never a torn one). */
+static atomic_int	log_max = LOG_INFO;
+static atomic_bool	log_json;
 
 static const char *const log_names[] = {
 	"error", "warning", "info", "debug"
@@ -43,19 +41,20 @@ struct lbuf {
 	size_t	len;
 	bool	trunc;		/* something did not fit */
 	bool	in_str;		/* inside a quoted string */
+	bool	json;		/* log_json when the line began */
 };
 
 void
 log_init(int level, int json)
 {
-	__atomic_store_n(&log_max, level, __ATOMIC_RELAXED);
-	__atomic_store_n(&log_json, json, __ATOMIC_RELAXED);
+	atomic_store_explicit(&log_max, level, memory_order_relaxed);
+	atomic_store_explicit(&log_json, json != 0, memory_order_relaxed);
 }
 
 int
 log_enabled(int level)
 {
-	return level <= LOG_MAX();
+	return level <= atomic_load_explicit(&log_max, memory_order_relaxed);
 }
 
 static const char *
@@ -213,7 +212,8 @@ lb_begin(struct lbuf *b, int level)
 {
 	b->len = 0;
 	b->trunc = b->in_str = false;
-	if (LOG_JSON()) {
+	b->json = atomic_load_explicit(&log_json, memory_order_relaxed);
+	if (b->json) {
 		lb_puts(b, "{\"ts\":\"");
 		lb_timestamp(b);
 		lb_puts(b, "\",\"level\":\"");
@@ -235,7 +235,7 @@ lb_end(struct lbuf *b)
 
 	if (b->trunc && b->in_str)
 		lb_close(b, "\"");
-	if (LOG_JSON())
+	if (b->json)
 		lb_close(b, b->trunc ? ",\"truncated\":true}\n" : "}\n");
 	else
 		lb_close(b, b->trunc ? " [truncated]\n" : "\n");
@@ -387,7 +387,7 @@ log_vmsg(int level, int with_errno, const char *fmt, va_list ap)
 		snprintf(msg + n, sizeof(msg) - n, ": %s", es);
 	}
 	lb_begin(&b, level);
-	if (LOG_JSON())
+	if (b.json)
 		lb_json_str(&b, "msg", msg);
 	else {
 		lb_puts(&b, ": ");
@@ -458,7 +458,7 @@ log_kv(int level, const char *event, ...)
 	if (!log_enabled(level))
 		return;
 	lb_begin(&b, level);
-	if (LOG_JSON())
+	if (b.json)
 		lb_json_str(&b, "event", event);
 	else {
 		lb_puts(&b, " ");
@@ -469,7 +469,7 @@ log_kv(int level, const char *event, ...)
 		val = va_arg(ap, const char *);
 		if (b.trunc)
 			continue;
-		if (LOG_JSON()) {
+		if (b.json) {
 			if (key[0] == '#')
 				lb_json_num(&b, key + 1, val);
 			else
