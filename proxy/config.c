@@ -282,60 +282,20 @@ static void	cfg_walk(struct cfg_ctx *, const config_setting_t *,
 		    const char *, const struct cfg_field *, void *);
 static void	cfg_free(struct config *);
 
-/* strlist */
-
-void
-strlist_add(struct strlist *l, const char *fmt, ...)
-{
-	va_list	  ap;
-	char	 *s, **nv;
-	int	  r;
-
-	if (l == NULL)
-		return;
-	va_start(ap, fmt);
-	r = vasprintf(&s, fmt, ap);
-	va_end(ap);
-	if (r < 0)
-		return;
-	nv = realloc(l->v, (l->n + 1) * sizeof(*l->v));
-	if (nv == NULL) {
-		free(s);
-		return;
-	}
-	l->v = nv;
-	l->v[l->n++] = s;
-}
-
-/* Log each message of l: "error: "-prefixed ones as errors. */
-void
-strlist_log_warnings(const struct strlist *l)
-{
-	size_t	i;
-
-	for (i = 0; i < l->n; i++) {
-		if (strncmp(l->v[i], "error: ", 7) == 0)
-			log_error("%s", l->v[i] + 7);
-		else
-			log_warnx("%s", l->v[i]);
-	}
-}
-
-void
-strlist_free(struct strlist *l)
-{
-	size_t	i;
-
-	if (l == NULL)
-		return;
-	for (i = 0; i < l->n; i++)
-		free(l->v[i]);
-	free(l->v);
-	l->v = NULL;
-	l->n = 0;
-}
-
 /* Messages */
+
+void
+cfg_log_warnings(const struct strlist *warns)
+{
+	size_t	i;
+
+	for (i = 0; i < warns->n; i++) {
+		if (strlist_level(warns, i) == SL_ERROR)
+			log_error("%s", warns->v[i]);
+		else
+			log_warnx("%s", warns->v[i]);
+	}
+}
 
 /* Add "file:LINE: message" (or "file: message" without a line) to l. */
 static void

@@ -663,13 +663,13 @@ tls_cert_build(const struct config *cfg, size_t li, struct tls_lsn *tl,
 	if (warns != NULL &&
 	    X509_cmp_current_time(X509_get0_notBefore(x)) > 0) {
 		tls_timestr(X509_get0_notBefore(x), when, sizeof(when));
-		strlist_add(warns, "error: %s: certificate not valid before %s"
+		strlist_add_error(warns, "%s: certificate not valid before %s"
 		    " (served anyway)", cc->cert, when);
 	}
 	if (warns != NULL &&
 	    X509_cmp_current_time(X509_get0_notAfter(x)) < 0) {
 		tls_timestr(X509_get0_notAfter(x), when, sizeof(when));
-		strlist_add(warns, "error: %s: certificate expired on %s"
+		strlist_add_error(warns, "%s: certificate expired on %s"
 		    " (served anyway)", cc->cert, when);
 	}
 

@@ -34,8 +34,9 @@ struct tls_conn;
  * set in cfg->tls.  Problems go to errs as "PATH: message" (missing,
  * unreadable, not a certificate, key does not match, bad cipher list,
  * client_ca unreadable).  An expired or not-yet-valid certificate goes to
- * warns (at normal start it is served: opportunistic senders still get
- * encryption).  Returns 0, or -1 when errs got something.
+ * warns as an error (SL_ERROR: it is served, opportunistic senders still
+ * get encryption, but it is logged at error level).  Returns 0, or -1
+ * when errs got something.
  */
 int	tls_set_build(struct config *cfg, struct strlist *errs,
 	    struct strlist *warns);
