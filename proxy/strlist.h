@@ -21,9 +21,9 @@ enum strlist_level {
 };
 
 struct strlist {
-	char			**v;		/* the messages */
-	unsigned char		 *level;	/* level[i]: enum strlist_level of v[i] */
-	size_t			  n;
+	char		**v;		/* the messages */
+	unsigned char	 *level;	/* enum strlist_level of each */
+	size_t		  n;
 };
 
 void	strlist_add(struct strlist *l, const char *fmt, ...)
