@@ -1517,16 +1517,6 @@ cfg_load(const char *path, struct strlist *errs, struct strlist *warns)
 /* Reference counting and freeing */
 
 static void
-free_strv(char **v, size_t n)
-{
-	size_t	i;
-
-	for (i = 0; i < n; i++)
-		free(v[i]);
-	free(v);
-}
-
-static void
 cfg_free(struct config *c)
 {
 	struct cfg_listener	*l;
@@ -1545,14 +1535,14 @@ cfg_free(struct config *c)
 		for (j = 0; j < l->tls.n_certs; j++) {
 			free(l->tls.certs[j].cert);
 			free(l->tls.certs[j].key);
-			free_strv(l->tls.certs[j].names,
+			strvec_free(l->tls.certs[j].names,
 			    l->tls.certs[j].n_names);
 		}
 		free(l->tls.certs);
 		free(l->tls.ciphers);
 		free(l->tls.ciphersuites);
 		free(l->tls.client_ca);
-		free_strv(l->policy.tls_required_domains,
+		strvec_free(l->policy.tls_required_domains,
 		    l->policy.n_tls_required_domains);
 	}
 	free(c->listeners);

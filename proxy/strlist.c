@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "strlist.h"
 
@@ -65,15 +66,37 @@ strlist_level(const struct strlist *l, size_t i)
 void
 strlist_free(struct strlist *l)
 {
-	size_t	i;
-
 	if (l == NULL)
 		return;
-	for (i = 0; i < l->n; i++)
-		free(l->v[i]);
-	free(l->v);
+	strvec_free(l->v, l->n);
 	free(l->level);
 	l->v = NULL;
 	l->level = NULL;
 	l->n = 0;
+}
+
+int
+strvec_add(char ***v, size_t *n, const char *s)
+{
+	char	**nv, *d;
+
+	if ((d = strdup(s)) == NULL)
+		return -1;
+	if ((nv = reallocarray(*v, *n + 1, sizeof(*nv))) == NULL) {
+		free(d);
+		return -1;
+	}
+	nv[(*n)++] = d;
+	*v = nv;
+	return 0;
+}
+
+void
+strvec_free(char **v, size_t n)
+{
+	size_t	i;
+
+	for (i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
 }

@@ -1,6 +1,6 @@
 /*
  * strlist - a growing list of messages (errors, warnings), each with its
- * severity.
+ * severity; and strvec, the plain vector of strings under it.
  *
  * The list says what its messages are (cfg_load() takes an errors list
  * and a warnings list); a message can also say it is worse than its list:
@@ -33,5 +33,12 @@ void	strlist_add_error(struct strlist *l, const char *fmt, ...)
 /* The severity of message i. */
 enum strlist_level strlist_level(const struct strlist *l, size_t i);
 void	strlist_free(struct strlist *l);
+
+/* A plain vector of strings, char **v with its count n (names in the
+ * config and the TLS set).  strvec_add appends a copy of s: 0, or -1 when
+ * out of memory (v and n unchanged).  strvec_free frees the strings and
+ * v. */
+int	strvec_add(char ***v, size_t *n, const char *s);
+void	strvec_free(char **v, size_t n);
 
 #endif

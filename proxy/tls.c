@@ -307,23 +307,12 @@ tls_read_key(const char *path, EVP_PKEY **pk, char *err, size_t errsize)
 	return 0;
 }
 
-static void
-tls_names_free(char **v, size_t n)
-{
-	size_t	i;
-
-	for (i = 0; i < n; i++)
-		free(v[i]);
-	free(v);
-}
-
 /* Append the normalised form of the len bytes at s; skips invalid names
  * and duplicates.  Returns -1 on allocation failure. */
 static int
 tls_names_add(char ***v, size_t *n, const unsigned char *s, size_t len)
 {
 	char	 raw[TLS_NAMELEN], norm[TLS_NAMELEN];
-	char	**nv, *d;
 	size_t	 i;
 
 	if (len == 0 || len >= sizeof(raw) || memchr(s, '\0', len) != NULL)
@@ -335,15 +324,7 @@ tls_names_add(char ***v, size_t *n, const unsigned char *s, size_t len)
 	for (i = 0; i < *n; i++)
 		if (strcmp((*v)[i], norm) == 0)
 			return 0;
-	if ((d = strdup(norm)) == NULL)
-		return -1;
-	if ((nv = reallocarray(*v, *n + 1, sizeof(*nv))) == NULL) {
-		free(d);
-		return -1;
-	}
-	nv[(*n)++] = d;
-	*v = nv;
-	return 0;
+	return strvec_add(v, n, norm);
 }
 
 /* The names a certificate carries: its subjectAltName dNSNames, else its
@@ -760,7 +741,7 @@ tls_lsn_free(struct tls_lsn *tl)
 
 	for (i = 0; i < tl->n_certs; i++) {
 		SSL_CTX_free(tl->certs[i].ctx);
-		tls_names_free(tl->certs[i].names, tl->certs[i].n_names);
+		strvec_free(tl->certs[i].names, tl->certs[i].n_names);
 	}
 	free(tl->certs);
 	free(tl->namev);
@@ -1557,7 +1538,7 @@ tls_check_cert(const struct cfg_cert *cc, int port, FILE *out)
 
  done:
 	ERR_clear_error();
-	tls_names_free(names, n_names);
+	strvec_free(names, n_names);
 	EVP_PKEY_free(pk);
 	sk_X509_pop_free(chain, X509_free);
 	X509_free(x);
