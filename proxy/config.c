@@ -40,7 +40,6 @@
 
 #include "config.h"
 #include "log.h"
-#include "tls.h"
 
 /* Types of settings, and what the walker does with each. */
 enum cfg_ftype {
@@ -1524,8 +1523,8 @@ cfg_free(struct config *c)
 
 	if (c == NULL)
 		return;
-	if (c->tls != NULL)
-		tls_set_free(c->tls);
+	if (c->tls != NULL && c->tls_free != NULL)
+		c->tls_free(c->tls);
 	for (i = 0; i < c->n_listeners; i++) {
 		l = &c->listeners[i];
 		free(l->name);

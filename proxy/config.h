@@ -109,7 +109,11 @@ struct config {
 	bool			 watch_certificates;	/* reload on file change */
 	struct cfg_listener	*listeners;
 	size_t			 n_listeners;
-	void			*tls;		/* struct tls_set *, owned; built by tls.c */
+	/* The TLS set built from this configuration by tls.c: opaque here,
+	 * freed with the config through tls_free, so config.c needs no TLS
+	 * header (tls.c depends on config, never the other way). */
+	void			*tls;
+	void			(*tls_free)(void *);
 	struct cfg_place	*places;	/* where each setting was written */
 	size_t			 n_places;
 };

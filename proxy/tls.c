@@ -791,6 +791,13 @@ tls_lsn_index(struct tls_lsn *tl)
 	return 0;
 }
 
+/* For struct config, which frees the set without knowing its type. */
+static void
+tls_set_free_opaque(void *set)
+{
+	tls_set_free(set);
+}
+
 int
 tls_set_build(struct config *cfg, struct strlist *errs,
     struct strlist *warns)
@@ -833,8 +840,10 @@ tls_set_build(struct config *cfg, struct strlist *errs,
 		tls_set_free(set);
 		return -1;
 	}
-	tls_set_free(cfg->tls);
+	if (cfg->tls != NULL && cfg->tls_free != NULL)
+		cfg->tls_free(cfg->tls);
 	cfg->tls = set;
+	cfg->tls_free = tls_set_free_opaque;
 	return 0;
 }
 
