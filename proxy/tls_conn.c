@@ -157,19 +157,99 @@ tls_take_out(struct tls_conn *c, void *buf, size_t len)
 	return n > 0 ? (size_t)n : 0;
 }
 
+/*
+ * The class of a failure (for the handshake metrics) from the reason code
+ * of e, the error whose text goes to the log: version and protocol
+ * mismatches, cipher/group/signature-algorithm mismatches, certificate
+ * problems, the peer gone.  The reasons listed are those a server
+ * handshake can meet; each is in the class its text named (session.c used
+ * to match words in that text).  No reason at all is logged as "protocol
+ * error" and counted so.
+ */
+static enum hs_fail
+tls_fail_class(unsigned long e)
+{
+	if (e == 0 || ERR_reason_error_string(e) == NULL)
+		return HSF_PROTOCOL;
+	if (ERR_GET_LIB(e) != ERR_LIB_SSL)
+		return HSF_OTHER;
+	switch (ERR_GET_REASON(e)) {
+	case SSL_R_BAD_LEGACY_VERSION:
+	case SSL_R_BAD_PROTOCOL_VERSION_NUMBER:
+	case SSL_R_NO_PROTOCOLS_AVAILABLE:
+	case SSL_R_PROTOCOL_IS_SHUTDOWN:
+	case SSL_R_SSL_SESSION_VERSION_MISMATCH:
+	case SSL_R_TLSV1_ALERT_PROTOCOL_VERSION:
+	case SSL_R_UNKNOWN_PROTOCOL:
+	case SSL_R_UNKNOWN_SSL_VERSION:
+	case SSL_R_UNSUPPORTED_PROTOCOL:
+	case SSL_R_UNSUPPORTED_SSL_VERSION:
+	case SSL_R_VERSION_TOO_HIGH:
+	case SSL_R_VERSION_TOO_LOW:
+	case SSL_R_WRONG_SSL_VERSION:
+	case SSL_R_WRONG_VERSION_NUMBER:
+		return HSF_PROTOCOL;
+	case SSL_R_BAD_CHANGE_CIPHER_SPEC:
+	case SSL_R_BAD_CIPHER:
+	case SSL_R_BLOCK_CIPHER_PAD_IS_WRONG:
+	case SSL_R_CANNOT_CHANGE_CIPHER:
+	case SSL_R_CANNOT_GET_GROUP_NAME:
+	case SSL_R_CIPHERSUITE_DIGEST_HAS_CHANGED:
+	case SSL_R_CIPHER_CODE_WRONG_LENGTH:
+	case SSL_R_ERROR_IN_RECEIVED_CIPHER_LIST:
+	case SSL_R_LEGACY_SIGALG_DISALLOWED_OR_UNSUPPORTED:
+	case SSL_R_MISSING_SIGALGS_EXTENSION:
+	case SSL_R_MISSING_SUPPORTED_GROUPS_EXTENSION:
+	case SSL_R_NO_CIPHERS_AVAILABLE:
+	case SSL_R_NO_GOST_CERTIFICATE_SENT_BY_PEER:
+	case SSL_R_NO_SHARED_CIPHER:
+	case SSL_R_NO_SHARED_GROUPS:
+	case SSL_R_NO_SUITABLE_GROUPS:
+	case SSL_R_REQUIRED_CIPHER_MISSING:
+		return HSF_CIPHER;
+	case SSL_R_CERTIFICATE_VERIFY_FAILED:
+	case SSL_R_INVALID_CERTIFICATE_OR_ALG:
+	case SSL_R_MISSING_RSA_CERTIFICATE:
+	case SSL_R_NO_CERTIFICATES_RETURNED:
+	case SSL_R_NO_CERTIFICATE_ASSIGNED:
+	case SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE:
+	case SSL_R_SIGNATURE_FOR_NON_SIGNING_CERTIFICATE:
+	case SSL_R_SSLV3_ALERT_BAD_CERTIFICATE:
+	case SSL_R_SSLV3_ALERT_CERTIFICATE_EXPIRED:
+	case SSL_R_SSLV3_ALERT_CERTIFICATE_REVOKED:
+	case SSL_R_SSLV3_ALERT_CERTIFICATE_UNKNOWN:
+	case SSL_R_SSLV3_ALERT_NO_CERTIFICATE:
+	case SSL_R_SSLV3_ALERT_UNSUPPORTED_CERTIFICATE:
+	case SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED:
+	case SSL_R_TLSV1_BAD_CERTIFICATE_HASH_VALUE:
+	case SSL_R_TLSV1_BAD_CERTIFICATE_STATUS_RESPONSE:
+	case SSL_R_TLSV1_CERTIFICATE_UNOBTAINABLE:
+	case SSL_R_UNKNOWN_CERTIFICATE_TYPE:
+	case SSL_R_WRONG_CERTIFICATE_TYPE:
+		return HSF_CERT;
+	case SSL_R_UNEXPECTED_EOF_WHILE_READING:
+		return HSF_CLOSED;
+	default:
+		return HSF_OTHER;
+	}
+}
+
 static void
 tls_fail(struct tls_conn *c, const char *what, int sslerr)
 {
 	const char	*why;
 
-	if (c->reneg)
+	if (c->reneg) {
 		why = "renegotiation refused";
-	else if (sslerr == SSL_ERROR_ZERO_RETURN)
+		c->fail = HSF_OTHER;
+	} else if (sslerr == SSL_ERROR_ZERO_RETURN ||
+	    (sslerr == SSL_ERROR_SYSCALL && ERR_peek_error() == 0)) {
 		why = "peer closed";
-	else if (sslerr == SSL_ERROR_SYSCALL && ERR_peek_error() == 0)
-		why = "peer closed";
-	else
+		c->fail = HSF_CLOSED;
+	} else {
 		why = tls_errstr("protocol error");
+		c->fail = tls_fail_class(ERR_peek_error());
+	}
 	if (c->reneg)
 		snprintf(c->err, sizeof(c->err), "%s", why);
 	else
@@ -315,4 +395,10 @@ const char *
 tls_conn_error(const struct tls_conn *c)
 {
 	return c->err[0] != '\0' ? c->err : "no error";
+}
+
+enum hs_fail
+tls_conn_fail_reason(const struct tls_conn *c)
+{
+	return c->err[0] != '\0' ? c->fail : HSF_OTHER;
 }

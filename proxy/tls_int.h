@@ -17,6 +17,8 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include "stats.h"
+
 #define TLS_NAMELEN	256	/* 253 octets, a dot and NUL, rounded */
 
 enum tls_keytype {
@@ -64,6 +66,7 @@ struct tls_conn {
 	int			 ticket;	/* TLS 1.3 session ticket queued */
 	char			 sni[TLS_NAMELEN];
 	char			 err[160];
+	enum hs_fail		 fail;		/* the class of err */
 };
 
 /* tls_file.c */
