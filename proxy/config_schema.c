@@ -327,8 +327,6 @@ cfg_edit_distance(const char *a, const char *b)
 	return d;
 }
 
-/* "Did you mean" */
-
 /* How many edits still make a "did you mean" for a word of length n. */
 static size_t
 cfg_near(size_t n)
