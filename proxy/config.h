@@ -18,19 +18,12 @@
 #include <sys/socket.h>
 
 #include "policy.h"
+#include "strlist.h"
 
-/* A list of messages, for errors and warnings. */
-struct strlist {
-	char	**v;
-	size_t	  n;
-};
-void	strlist_add(struct strlist *l, const char *fmt, ...)
-	    __attribute__((format(printf, 2, 3)));
-void	strlist_free(struct strlist *l);
-/* Log each message of a warnings list: those starting "error: " (a problem
+/* Log each message of a warnings list at its level: an error (a problem
  * that does not stop the proxy, e.g. an expired certificate still served)
  * at error level, the others as warnings. */
-void	strlist_log_warnings(const struct strlist *l);
+void	cfg_log_warnings(const struct strlist *warns);
 
 /* A socket address as written in the config: "host:port", "[v6]:port",
  * or (backend only) "unix:/path". */
@@ -116,7 +109,11 @@ struct config {
 	bool			 watch_certificates;	/* reload on file change */
 	struct cfg_listener	*listeners;
 	size_t			 n_listeners;
-	void			*tls;		/* struct tls_set *, owned; built by tls.c */
+	/* The TLS set built from this configuration by tls.c: opaque here,
+	 * freed with the config through tls_free, so config.c needs no TLS
+	 * header (tls.c depends on config, never the other way). */
+	void			*tls;
+	void			(*tls_free)(void *);
 	struct cfg_place	*places;	/* where each setting was written */
 	size_t			 n_places;
 };

@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -21,41 +22,40 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "wbuf.h"
 
 #define LOG_LINE_MAX	8192
 #define LOG_RESERVE	32	/* for closing a truncated line */
 
-/* Set on reload by the master while workers log: relaxed atomics (a
- * line logged at the old level while the new one lands is fine). */
-static int	log_max = LOG_INFO;
-static int	log_json;
-
-#define LOG_MAX()	__atomic_load_n(&log_max, __ATOMIC_RELAXED)
-#define LOG_JSON()	__atomic_load_n(&log_json, __ATOMIC_RELAXED)
+/* Set by the master on start and reload while workers log: relaxed
+ * atomics (a line may still use the old setting, never a torn one). */
+static atomic_int	log_max = LOG_INFO;
+static atomic_bool	log_json;
 
 static const char *const log_names[] = {
 	"error", "warning", "info", "debug"
 };
 
-/* An output line under construction. */
+/* An output line under construction: w writes into buf up to the
+ * reserve; w.full means something did not fit (the line is truncated). */
 struct lbuf {
-	char	buf[LOG_LINE_MAX];
-	size_t	len;
-	bool	trunc;		/* something did not fit */
-	bool	in_str;		/* inside a quoted string */
+	char		buf[LOG_LINE_MAX];
+	struct wbuf	w;
+	bool		in_str;		/* inside a quoted string */
+	bool	json;		/* log_json when the line began */
 };
 
 void
 log_init(int level, int json)
 {
-	__atomic_store_n(&log_max, level, __ATOMIC_RELAXED);
-	__atomic_store_n(&log_json, json, __ATOMIC_RELAXED);
+	atomic_store_explicit(&log_max, level, memory_order_relaxed);
+	atomic_store_explicit(&log_json, json != 0, memory_order_relaxed);
 }
 
 int
 log_enabled(int level)
 {
-	return level <= LOG_MAX();
+	return level <= atomic_load_explicit(&log_max, memory_order_relaxed);
 }
 
 static const char *
@@ -66,37 +66,16 @@ level_name(int level)
 	return log_names[level];
 }
 
-/* Append n bytes as one unit, or nothing and mark the line truncated. */
-static bool
-lb_put(struct lbuf *b, const char *s, size_t n)
-{
-	if (b->trunc)
-		return false;
-	if (b->len + n > sizeof(b->buf) - LOG_RESERVE) {
-		b->trunc = true;
-		return false;
-	}
-	memcpy(b->buf + b->len, s, n);
-	b->len += n;
-	return true;
-}
-
-static bool
-lb_puts(struct lbuf *b, const char *s)
-{
-	return lb_put(b, s, strlen(s));
-}
-
-/* Append the closing bytes, using the reserve. */
+/* Append the closing bytes past the writer's end, into the reserve. */
 static void
 lb_close(struct lbuf *b, const char *s)
 {
 	size_t	n = strlen(s);
 
-	if (b->len + n > sizeof(b->buf))
-		n = sizeof(b->buf) - b->len;
-	memcpy(b->buf + b->len, s, n);
-	b->len += n;
+	if (b->w.len + n > sizeof(b->buf))
+		n = sizeof(b->buf) - b->w.len;
+	memcpy(b->buf + b->w.len, s, n);
+	b->w.len += n;
 }
 
 /* Length of the valid UTF-8 sequence (2-4 bytes) at s, or 0. */
@@ -143,48 +122,42 @@ lb_escape(struct lbuf *b, const char *str, enum esc mode)
 {
 	bool			 json = mode == ESC_JSON;
 	const unsigned char	*s = (const unsigned char *)str;
-	char			 tmp[8];
 	size_t			 n;
 
-	while (*s != '\0' && !b->trunc) {
+	while (*s != '\0' && !b->w.full) {
 		n = 1;
 		if ((*s == '"' || *s == '\\') && mode == ESC_TEXT) {
-			lb_put(b, (const char *)s, 1);
+			wbuf_put(&b->w, (const char *)s, 1);
 			s++;
 			continue;
 		}
 		switch (*s) {
 		case '"':
-			lb_put(b, "\\\"", 2);
+			wbuf_put(&b->w, "\\\"", 2);
 			break;
 		case '\\':
-			lb_put(b, "\\\\", 2);
+			wbuf_put(&b->w, "\\\\", 2);
 			break;
 		case '\n':
-			lb_put(b, "\\n", 2);
+			wbuf_put(&b->w, "\\n", 2);
 			break;
 		case '\r':
-			lb_put(b, "\\r", 2);
+			wbuf_put(&b->w, "\\r", 2);
 			break;
 		case '\t':
-			lb_put(b, "\\t", 2);
+			wbuf_put(&b->w, "\\t", 2);
 			break;
 		default:
-			if (*s < 0x20 || *s == 0x7f) {
-				if (json)
-					snprintf(tmp, sizeof(tmp), "\\u%04x",
-					    *s);
-				else
-					snprintf(tmp, sizeof(tmp), "\\x%02x",
-					    *s);
-				lb_puts(b, tmp);
-			} else if (*s < 0x80)
-				lb_put(b, (const char *)s, 1);
+			if (*s < 0x20 || *s == 0x7f)
+				wbuf_fmt(&b->w, json ? "\\u%04x" : "\\x%02x",
+				    *s);
+			else if (*s < 0x80)
+				wbuf_put(&b->w, (const char *)s, 1);
 			else if ((n = utf8_len(s)) > 0)
-				lb_put(b, (const char *)s, n);
+				wbuf_put(&b->w, (const char *)s, n);
 			else {
 				n = 1;
-				lb_put(b, "?", 1);
+				wbuf_put(&b->w, "?", 1);
 			}
 			break;
 		}
@@ -204,25 +177,26 @@ lb_timestamp(struct lbuf *b)
 	gmtime_r(&ts.tv_sec, &tm);
 	n = strftime(tmp, sizeof(tmp), "%Y-%m-%dT%H:%M:%S", &tm);
 	snprintf(tmp + n, sizeof(tmp) - n, ".%03ldZ", ts.tv_nsec / 1000000);
-	lb_puts(b, tmp);
+	wbuf_puts(&b->w, tmp);
 }
 
 /* Start a line: timestamp and level, the JSON object opened. */
 static void
 lb_begin(struct lbuf *b, int level)
 {
-	b->len = 0;
-	b->trunc = b->in_str = false;
-	if (LOG_JSON()) {
-		lb_puts(b, "{\"ts\":\"");
+	wbuf_init(&b->w, b->buf, sizeof(b->buf) - LOG_RESERVE);
+	b->in_str = false;
+	b->json = atomic_load_explicit(&log_json, memory_order_relaxed);
+	if (b->json) {
+		wbuf_puts(&b->w, "{\"ts\":\"");
 		lb_timestamp(b);
-		lb_puts(b, "\",\"level\":\"");
-		lb_puts(b, level_name(level));
-		lb_puts(b, "\"");
+		wbuf_puts(&b->w, "\",\"level\":\"");
+		wbuf_puts(&b->w, level_name(level));
+		wbuf_puts(&b->w, "\"");
 	} else {
 		lb_timestamp(b);
-		lb_puts(b, " ");
-		lb_puts(b, level_name(level));
+		wbuf_puts(&b->w, " ");
+		wbuf_puts(&b->w, level_name(level));
 	}
 }
 
@@ -233,14 +207,14 @@ lb_end(struct lbuf *b)
 	size_t	off = 0;
 	ssize_t	r;
 
-	if (b->trunc && b->in_str)
+	if (b->w.full && b->in_str)
 		lb_close(b, "\"");
-	if (LOG_JSON())
-		lb_close(b, b->trunc ? ",\"truncated\":true}\n" : "}\n");
+	if (b->json)
+		lb_close(b, b->w.full ? ",\"truncated\":true}\n" : "}\n");
 	else
-		lb_close(b, b->trunc ? " [truncated]\n" : "\n");
-	while (off < b->len) {
-		r = write(STDERR_FILENO, b->buf + off, b->len - off);
+		lb_close(b, b->w.full ? " [truncated]\n" : "\n");
+	while (off < b->w.len) {
+		r = write(STDERR_FILENO, b->buf + off, b->w.len - off);
 		if (r == -1 && errno == EINTR)
 			continue;
 		if (r <= 0)
@@ -253,22 +227,22 @@ lb_end(struct lbuf *b)
 static void
 lb_json_str(struct lbuf *b, const char *key, const char *val)
 {
-	size_t	mark = b->len;
+	size_t	mark = b->w.len;
 
-	lb_puts(b, ",\"");
+	wbuf_puts(&b->w, ",\"");
 	lb_escape(b, key, ESC_JSON);
-	lb_puts(b, "\":");
+	wbuf_puts(&b->w, "\":");
 	if (val == NULL)
-		lb_puts(b, "null");
-	else if (lb_puts(b, "\"")) {
+		wbuf_puts(&b->w, "null");
+	else if (wbuf_puts(&b->w, "\"")) {
 		b->in_str = true;
 		lb_escape(b, val, ESC_JSON);
-		if (lb_puts(b, "\""))
+		if (wbuf_puts(&b->w, "\""))
 			b->in_str = false;
 		return;
 	}
-	if (b->trunc)
-		b->len = mark;
+	if (b->w.full)
+		b->w.len = mark;
 }
 
 /* Does s hold a JSON number? */
@@ -306,18 +280,18 @@ is_number(const char *s)
 static void
 lb_json_num(struct lbuf *b, const char *key, const char *val)
 {
-	size_t	mark = b->len;
+	size_t	mark = b->w.len;
 
 	if (val == NULL || !is_number(val)) {
 		lb_json_str(b, key, val);
 		return;
 	}
-	lb_puts(b, ",\"");
+	wbuf_puts(&b->w, ",\"");
 	lb_escape(b, key, ESC_JSON);
-	lb_puts(b, "\":");
-	lb_puts(b, val);
-	if (b->trunc)
-		b->len = mark;
+	wbuf_puts(&b->w, "\":");
+	wbuf_puts(&b->w, val);
+	if (b->w.full)
+		b->w.len = mark;
 }
 
 /* Text: quote when empty or holding a space, '"', '=', '\\' or a byte
@@ -339,25 +313,25 @@ needs_quotes(const char *s)
 static void
 lb_text_kv(struct lbuf *b, const char *key, const char *val)
 {
-	size_t	mark = b->len;
+	size_t	mark = b->w.len;
 
-	lb_puts(b, " ");
+	wbuf_puts(&b->w, " ");
 	lb_escape(b, key, ESC_TEXT);
-	lb_puts(b, "=");
-	if (b->trunc) {
-		b->len = mark;
+	wbuf_puts(&b->w, "=");
+	if (b->w.full) {
+		b->w.len = mark;
 		return;
 	}
 	if (val == NULL)
 		val = "";
 	if (needs_quotes(val)) {
-		if (!lb_puts(b, "\"")) {
-			b->len = mark;
+		if (!wbuf_puts(&b->w, "\"")) {
+			b->w.len = mark;
 			return;
 		}
 		b->in_str = true;
 		lb_escape(b, val, ESC_QUOTED);
-		if (lb_puts(b, "\""))
+		if (wbuf_puts(&b->w, "\""))
 			b->in_str = false;
 	} else
 		lb_escape(b, val, ESC_TEXT);
@@ -387,10 +361,10 @@ log_vmsg(int level, int with_errno, const char *fmt, va_list ap)
 		snprintf(msg + n, sizeof(msg) - n, ": %s", es);
 	}
 	lb_begin(&b, level);
-	if (LOG_JSON())
+	if (b.json)
 		lb_json_str(&b, "msg", msg);
 	else {
-		lb_puts(&b, ": ");
+		wbuf_puts(&b.w, ": ");
 		lb_escape(&b, msg, ESC_TEXT);
 	}
 	lb_end(&b);
@@ -458,18 +432,18 @@ log_kv(int level, const char *event, ...)
 	if (!log_enabled(level))
 		return;
 	lb_begin(&b, level);
-	if (LOG_JSON())
+	if (b.json)
 		lb_json_str(&b, "event", event);
 	else {
-		lb_puts(&b, " ");
+		wbuf_puts(&b.w, " ");
 		lb_escape(&b, event != NULL ? event : "-", ESC_TEXT);
 	}
 	va_start(ap, event);
 	while ((key = va_arg(ap, const char *)) != NULL) {
 		val = va_arg(ap, const char *);
-		if (b.trunc)
+		if (b.w.full)
 			continue;
-		if (LOG_JSON()) {
+		if (b.json) {
 			if (key[0] == '#')
 				lb_json_num(&b, key + 1, val);
 			else

@@ -90,15 +90,15 @@ config_path(const char *given)
 	return NULL;
 }
 
-/* Messages already "error: "-prefixed (certificate validity) are left to
- * the certificate report, which prints them with their path. */
+/* Warnings that are errors (certificate validity) are left to the
+ * certificate report, which prints them with their path. */
 static void
 print_list(FILE *f, const char *prefix, const struct strlist *l)
 {
 	size_t i;
 
 	for (i = 0; i < l->n; i++)
-		if (strncmp(l->v[i], "error: ", 7) != 0)
+		if (strlist_level(l, i) != SL_ERROR)
 			fprintf(f, "%s%s\n", prefix, l->v[i]);
 }
 
@@ -181,7 +181,7 @@ main(int argc, char *argv[])
 		return 1;
 	}
 	log_init(cfg->log_level, cfg->log_format == LOG_FORMAT_JSON);
-	strlist_log_warnings(&warns);
+	cfg_log_warnings(&warns);
 	strlist_free(&errs);
 	strlist_free(&warns);
 	log_info("starttls-proxy %s starting (%s)", STP_VERSION, path);

@@ -539,7 +539,7 @@ reload_config(struct master *m, const char *why)
 	cfg = master_load(m->cfg->path, &errs, &warns);
 	for (i = 0; i < errs.n; i++)
 		log_error("%s", errs.v[i]);
-	strlist_log_warnings(&warns);
+	cfg_log_warnings(&warns);
 	strlist_free(&errs);
 	strlist_free(&warns);
 	if (cfg == NULL) {

@@ -26,6 +26,7 @@
 #include <strings.h>
 
 #include "proxyproto.h"
+#include "wbuf.h"
 
 #define V1_MAX		107	/* whole line, CRLF included */
 #define V2_SIG_LEN	12
@@ -534,30 +535,10 @@ v1_encode(int ok, const struct pp_addr *s, const struct pp_addr *d,
 	return (size_t)n;
 }
 
-/* A bounded byte writer: once full, stays full. */
-struct wbuf {
-	unsigned char	*p;
-	size_t		 len, size;
-	int		 full;
-};
-
-static void
-wb_put(struct wbuf *w, const void *s, size_t n)
-{
-	if (w->full || w->size - w->len < n) {
-		w->full = 1;
-		return;
-	}
-	memcpy(w->p + w->len, s, n);
-	w->len += n;
-}
-
 static void
 wb_byte(struct wbuf *w, unsigned v)
 {
-	unsigned char	c = (unsigned char)v;
-
-	wb_put(w, &c, 1);
+	wbuf_putc(w, (unsigned char)v);
 }
 
 static void
@@ -573,8 +554,8 @@ wb_set16(struct wbuf *w, size_t off, size_t v)
 {
 	if (w->full)
 		return;
-	w->p[off] = (unsigned char)(v >> 8);
-	w->p[off + 1] = (unsigned char)v;
+	((unsigned char *)w->p)[off] = (unsigned char)(v >> 8);
+	((unsigned char *)w->p)[off + 1] = (unsigned char)v;
 }
 
 /* A string TLV, left out when absent, empty or longer than max. */
@@ -587,7 +568,7 @@ wb_tlv_str(struct wbuf *w, unsigned type, const char *s, size_t max)
 		return;
 	wb_byte(w, type);
 	wb_u16(w, n);
-	wb_put(w, s, n);
+	wbuf_put(w, s, n);
 }
 
 static size_t
@@ -595,12 +576,13 @@ v2_encode(int ok, const struct pp_addr *s, const struct pp_addr *d,
     const struct proxy_tls *tls, unsigned char *out, size_t outsize)
 {
 	unsigned char	 hdr[PROXY_HDR_MAX];
-	struct wbuf	 w = { hdr, 0, sizeof(hdr), 0 };
+	struct wbuf	 w;
 	size_t		 ssl_at, alen;
 	unsigned	 client;
 	int		 v4;
 
-	wb_put(&w, v2_sig, sizeof(v2_sig));
+	wbuf_init(&w, hdr, sizeof(hdr));
+	wbuf_put(&w, v2_sig, sizeof(v2_sig));
 	if (!ok) {
 		wb_byte(&w, PP2_CMD_LOCAL);
 		wb_byte(&w, PP2_FAM_UNSPEC);
@@ -611,8 +593,8 @@ v2_encode(int ok, const struct pp_addr *s, const struct pp_addr *d,
 		wb_byte(&w, PP2_CMD_PROXY);
 		wb_byte(&w, v4 ? PP2_FAM_TCP4 : PP2_FAM_TCP6);
 		wb_u16(&w, 0);		/* set below */
-		wb_put(&w, s->a, alen);
-		wb_put(&w, d->a, alen);
+		wbuf_put(&w, s->a, alen);
+		wbuf_put(&w, d->a, alen);
 		wb_u16(&w, s->port);
 		wb_u16(&w, d->port);
 		if (tls != NULL) {
@@ -627,7 +609,7 @@ v2_encode(int ok, const struct pp_addr *s, const struct pp_addr *d,
 			wb_u16(&w, 0);
 			wb_byte(&w, client);
 			/* verify: 0 means a client certificate verified */
-			wb_put(&w, tls->client_cert_verified ?
+			wbuf_put(&w, tls->client_cert_verified ?
 			    "\0\0\0\0" : "\0\0\0\1", 4);
 			wb_tlv_str(&w, PP2_SUBTYPE_SSL_VERSION, tls->version,
 			    TLV_VERSION_MAX);

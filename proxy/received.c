@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include "received.h"
+#include "wbuf.h"
 
 #define UNTRUSTED_MAX	255
 #define OURS_MAX	64
@@ -29,22 +30,15 @@
 enum { V_WORD, V_COMMENT };
 
 struct rh {
-	char	*p;
-	size_t	 size, len;
-	size_t	 col;		/* bytes on the current line */
-	int	 full;
+	struct wbuf	 w;
+	size_t		 col;		/* bytes on the current line */
 };
 
 static void
 rh_put(struct rh *h, const char *s, size_t n)
 {
-	if (h->full || h->size - h->len < n) {
-		h->full = 1;
-		return;
-	}
-	memcpy(h->p + h->len, s, n);
-	h->len += n;
-	h->col += n;
+	if (wbuf_put(&h->w, s, n))
+		h->col += n;
 }
 
 static void
@@ -109,7 +103,7 @@ static const char *const month[] = {
 size_t
 received_header(const struct received_info *ri, char *out, size_t outsize)
 {
-	struct rh	 h = { out, outsize, 0, 0, 0 };
+	struct rh	 h = { .col = 0 };
 	struct tm	 tm;
 	char		 num[80];
 	const char	*proto;
@@ -118,6 +112,7 @@ received_header(const struct received_info *ri, char *out, size_t outsize)
 	if (gmtime_r(&ri->now, &tm) == NULL || tm.tm_wday < 0 ||
 	    tm.tm_wday > 6 || tm.tm_mon < 0 || tm.tm_mon > 11)
 		return 0;
+	wbuf_init(&h.w, out, outsize);
 
 	rh_str(&h, "Received: from ");
 	rh_val(&h, ri->helo, UNTRUSTED_MAX, V_WORD);
@@ -169,8 +164,7 @@ received_header(const struct received_info *ri, char *out, size_t outsize)
 	    (long long)tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
 	rh_str(&h, num);
 
-	if (h.full || h.len >= outsize)
+	if (!wbuf_nul(&h.w))
 		return 0;
-	out[h.len] = '\0';
-	return h.len;
+	return h.w.len;
 }

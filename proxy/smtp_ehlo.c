@@ -15,24 +15,12 @@
 #include "ascii.h"
 #include "smtp_ehlo.h"
 #include "smtp_parse.h"
+#include "wbuf.h"
 
 struct ehlo_out {
-	char	*p;
-	size_t	 size, len;
-	int	 lines;		/* lines written so far */
-	int	 full;
+	struct wbuf	 w;
+	int		 lines;		/* lines written so far */
 };
-
-static void
-out_put(struct ehlo_out *o, const char *s, size_t n)
-{
-	if (o->full || o->size - o->len < n) {
-		o->full = 1;
-		return;
-	}
-	memcpy(o->p + o->len, s, n);
-	o->len += n;
-}
 
 /*
  * Lines are written one behind: each new line first flushes the previous
@@ -43,9 +31,9 @@ out_line(struct ehlo_out *o, const char **pend, size_t *pendlen,
     const char *text, size_t n)
 {
 	if (*pend != NULL) {
-		out_put(o, "250-", 4);
-		out_put(o, *pend, *pendlen);
-		out_put(o, "\r\n", 2);
+		wbuf_put(&o->w, "250-", 4);
+		wbuf_put(&o->w, *pend, *pendlen);
+		wbuf_put(&o->w, "\r\n", 2);
 	}
 	*pend = text;
 	*pendlen = n;
@@ -56,7 +44,7 @@ size_t
 smtp_ehlo_rewrite(const char *reply, size_t len, int flags, char *out,
     size_t outsize, int *seen)
 {
-	struct ehlo_out	 o = { out, outsize, 0, 0, 0 };
+	struct ehlo_out	 o = { .lines = 0 };
 	const char	*line, *text, *pend = NULL;
 	size_t		 pos = 0, n, tn, kn, pendlen = 0;
 	int		 has = 0, drop;
@@ -69,6 +57,7 @@ smtp_ehlo_rewrite(const char *reply, size_t len, int flags, char *out,
 		memcpy(out, reply, len);
 		return len;
 	}
+	wbuf_init(&o.w, out, outsize);
 
 	while (smtp_reply_next_line(reply, len, &pos, &line, &n)) {
 		text = n > 4 ? line + 4 : line + n;
@@ -110,11 +99,11 @@ smtp_ehlo_rewrite(const char *reply, size_t len, int flags, char *out,
 	if (flags & EHLO_ADD_STARTTLS)
 		out_line(&o, &pend, &pendlen, "STARTTLS", 8);
 	if (pend != NULL) {
-		out_put(&o, "250 ", 4);
-		out_put(&o, pend, pendlen);
-		out_put(&o, "\r\n", 2);
+		wbuf_put(&o.w, "250 ", 4);
+		wbuf_put(&o.w, pend, pendlen);
+		wbuf_put(&o.w, "\r\n", 2);
 	}
 	if (seen != NULL)
 		*seen = has;
-	return o.full ? 0 : o.len;
+	return o.w.full ? 0 : o.w.len;
 }

@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "stats.h"
+#include "wbuf.h"
 
 #define METRIC_PREFIX	"starttls_proxy_"
 
@@ -166,77 +167,40 @@ stats_hs_fail_name(enum hs_fail f)
 	return hs_fail_names[f];
 }
 
-/* The output buffer: once something did not fit, nothing more is added. */
-struct out {
-	char	*p;
-	size_t	 len, size;
-	int	 full;
-};
-
-static void
-out_put(struct out *o, const char *s, size_t n)
+/* The text is a string also when cut: NUL after what was written (the
+ * writer was given one byte less than the buffer).  Its length, 0 when
+ * something did not fit. */
+static size_t
+render_end(struct wbuf *o)
 {
-	if (o->full || o->size - o->len <= n) {	/* keep room for the NUL */
-		o->full = 1;
-		return;
-	}
-	memcpy(o->p + o->len, s, n);
-	o->len += n;
 	o->p[o->len] = '\0';
-}
-
-static void
-out_str(struct out *o, const char *s)
-{
-	out_put(o, s, strlen(s));
-}
-
-static void
-out_fmt(struct out *o, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void
-out_fmt(struct out *o, const char *fmt, ...)
-{
-	va_list	ap;
-	int	n;
-
-	if (o->full)
-		return;
-	va_start(ap, fmt);
-	n = vsnprintf(o->p + o->len, o->size - o->len, fmt, ap);
-	va_end(ap);
-	if (n < 0 || (size_t)n >= o->size - o->len) {
-		o->full = 1;
-		return;
-	}
-	o->len += (size_t)n;
+	return o->full ? 0 : o->len;
 }
 
 /* A label value, escaped for the text format. */
 static void
-out_label(struct out *o, const char *v)
+out_label(struct wbuf *o, const char *v)
 {
 	const char	*s;
 
 	for (s = v; *s != '\0'; s++) {
 		if (*s == '\\')
-			out_str(o, "\\\\");
+			wbuf_puts(o, "\\\\");
 		else if (*s == '"')
-			out_str(o, "\\\"");
+			wbuf_puts(o, "\\\"");
 		else if (*s == '\n')
-			out_str(o, "\\n");
+			wbuf_puts(o, "\\n");
 		else
-			out_put(o, s, 1);
+			wbuf_put(o, s, 1);
 	}
 }
 
 static void
-out_family(struct out *o, const char *name, const char *type,
+out_family(struct wbuf *o, const char *name, const char *type,
     const char *help)
 {
-	out_fmt(o, "# HELP " METRIC_PREFIX "%s %s\n", name, help);
-	out_fmt(o, "# TYPE " METRIC_PREFIX "%s %s\n", name, type);
+	wbuf_fmt(o, "# HELP " METRIC_PREFIX "%s %s\n", name, help);
+	wbuf_fmt(o, "# TYPE " METRIC_PREFIX "%s %s\n", name, type);
 }
 
 /*
@@ -244,41 +208,41 @@ out_family(struct out *o, const char *name, const char *type,
  * text so that counters, gauges and sums share one writer.
  */
 static void
-out_sample(struct out *o, const char *name, const char *listener,
+out_sample(struct wbuf *o, const char *name, const char *listener,
     const char *key, const char *val, const char *value)
 {
-	out_fmt(o, METRIC_PREFIX "%s{listener=\"", name);
+	wbuf_fmt(o, METRIC_PREFIX "%s{listener=\"", name);
 	out_label(o, listener != NULL ? listener : "");
-	out_str(o, "\"");
+	wbuf_puts(o, "\"");
 	if (key != NULL) {
-		out_fmt(o, ",%s=\"", key);
+		wbuf_fmt(o, ",%s=\"", key);
 		out_label(o, val);
-		out_str(o, "\"");
+		wbuf_puts(o, "\"");
 	}
-	out_fmt(o, "} %s\n", value);
+	wbuf_fmt(o, "} %s\n", value);
 }
 
 /* A sample with any labels: (key, value) pairs ended by NULL; name is
  * written as given (no prefix added). */
 static void
-out_samplev(struct out *o, const char *name, const char *value, ...)
+out_samplev(struct wbuf *o, const char *name, const char *value, ...)
 {
 	va_list		 ap;
 	const char	*k, *v, *sep = "{";
 
-	out_str(o, name);
+	wbuf_puts(o, name);
 	va_start(ap, value);
 	while ((k = va_arg(ap, const char *)) != NULL) {
 		v = va_arg(ap, const char *);
-		out_fmt(o, "%s%s=\"", sep, k);
+		wbuf_fmt(o, "%s%s=\"", sep, k);
 		out_label(o, v != NULL ? v : "");
-		out_str(o, "\"");
+		wbuf_puts(o, "\"");
 		sep = ",";
 	}
 	va_end(ap);
 	if (sep[0] == ',')
-		out_str(o, "}");
-	out_fmt(o, " %s\n", value);
+		wbuf_puts(o, "}");
+	wbuf_fmt(o, " %s\n", value);
 }
 
 /* A Unix time or other seconds value: finite, not negative, whole
@@ -294,7 +258,7 @@ seconds_text(double v, char *buf, size_t size)
 }
 
 static void
-out_counter(struct out *o, const char *name, const char *listener,
+out_counter(struct wbuf *o, const char *name, const char *listener,
     const char *key, const char *val, uint64_t v)
 {
 	char	num[32];
@@ -308,7 +272,7 @@ stats_render(const char *const *names, const struct stats *totals,
     size_t nl, double uptime_seconds, char *out, size_t outsize)
 {
 	const struct stats	*t;
-	struct out		 o = { out, 0, outsize, 0 };
+	struct wbuf		 o;
 	char			 num[48], le[32];
 	uint64_t		 cum;
 	size_t			 i, k;
@@ -316,6 +280,7 @@ stats_render(const char *const *names, const struct stats *totals,
 	if (outsize == 0)
 		return 0;
 	out[0] = '\0';
+	wbuf_init(&o, out, outsize - 1);	/* room for the NUL */
 
 	out_family(&o, "connections_total", "counter",
 	    "Client connections accepted.");
@@ -416,7 +381,7 @@ stats_render(const char *const *names, const struct stats *totals,
 		t = &totals[i];
 		for (k = 0; k < t->tls_n && k < STATS_TLS_SLOTS; k++) {
 			snprintf(num, sizeof(num), "%" PRIu64, t->tls[k].count);
-			out_str(&o, METRIC_PREFIX);
+			wbuf_puts(&o, METRIC_PREFIX);
 			out_samplev(&o, "tls_sessions_total", num,
 			    "listener", names[i], "version",
 			    t->tls[k].version, "cipher", t->tls[k].cipher,
@@ -430,9 +395,9 @@ stats_render(const char *const *names, const struct stats *totals,
 		uptime_seconds = 0;
 	if (uptime_seconds > 1e12)		/* and +Inf */
 		uptime_seconds = 1e12;
-	out_fmt(&o, METRIC_PREFIX "uptime_seconds %.3f\n", uptime_seconds);
+	wbuf_fmt(&o, METRIC_PREFIX "uptime_seconds %.3f\n", uptime_seconds);
 
-	return o.full ? 0 : o.len;
+	return render_end(&o);
 }
 
 /* Index of the first certificate with i's labels; i when it is the first. */
@@ -453,7 +418,7 @@ size_t
 stats_render_process(const struct stats_process *p, char *out,
     size_t outsize)
 {
-	struct out	 o = { out, 0, outsize, 0 };
+	struct wbuf	 o;
 	char		 num[48];
 	double		 when;
 	size_t		 i, j;
@@ -461,14 +426,15 @@ stats_render_process(const struct stats_process *p, char *out,
 	if (outsize == 0)
 		return 0;
 	out[0] = '\0';
+	wbuf_init(&o, out, outsize - 1);	/* room for the NUL */
 
 	out_family(&o, "build_info", "gauge",
 	    "Always 1; the labels say which build runs.");
-	out_str(&o, METRIC_PREFIX);
+	wbuf_puts(&o, METRIC_PREFIX);
 	out_samplev(&o, "build_info", "1", "version", p->version, "openssl",
 	    p->openssl, "libuv", p->libuv, (const char *)NULL);
 
-	out_str(&o, "# HELP process_start_time_seconds Start time of the "
+	wbuf_puts(&o, "# HELP process_start_time_seconds Start time of the "
 	    "process since the Unix epoch in seconds.\n"
 	    "# TYPE process_start_time_seconds gauge\n");
 	seconds_text(p->start_time, num, sizeof(num));
@@ -478,11 +444,11 @@ stats_render_process(const struct stats_process *p, char *out,
 	    "Reloads of the configuration and certificates (SIGHUP or a "
 	    "certificate change), by result.");
 	snprintf(num, sizeof(num), "%" PRIu64, p->reloads_ok);
-	out_str(&o, METRIC_PREFIX);
+	wbuf_puts(&o, METRIC_PREFIX);
 	out_samplev(&o, "reloads_total", num, "result", "ok",
 	    (const char *)NULL);
 	snprintf(num, sizeof(num), "%" PRIu64, p->reloads_failed);
-	out_str(&o, METRIC_PREFIX);
+	wbuf_puts(&o, METRIC_PREFIX);
 	out_samplev(&o, "reloads_total", num, "result", "failed",
 	    (const char *)NULL);
 
@@ -490,7 +456,7 @@ stats_render_process(const struct stats_process *p, char *out,
 	    "When the running configuration and certificates were loaded "
 	    "(start or last good reload), since the Unix epoch.");
 	seconds_text(p->reload_last_success, num, sizeof(num));
-	out_str(&o, METRIC_PREFIX);
+	wbuf_puts(&o, METRIC_PREFIX);
 	out_samplev(&o, "reload_last_success_timestamp_seconds", num,
 	    (const char *)NULL);
 
@@ -509,10 +475,10 @@ stats_render_process(const struct stats_process *p, char *out,
 		if (when > 1e12)
 			when = 1e12;
 		snprintf(num, sizeof(num), "%.0f", when);
-		out_str(&o, METRIC_PREFIX);
+		wbuf_puts(&o, METRIC_PREFIX);
 		out_samplev(&o, "certificate_expiry_timestamp_seconds", num,
 		    "listener", p->certs[i].listener, "name", p->certs[i].name,
 		    "key_type", p->certs[i].key_type, (const char *)NULL);
 	}
-	return o.full ? 0 : o.len;
+	return render_end(&o);
 }

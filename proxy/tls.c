@@ -9,11 +9,8 @@
  * before version and cipher negotiation happen.  The set is immutable once
  * built, so workers share it without locks.
  *
- * A tls_conn never sees a socket: ciphertext goes in through tls_feed()
- * and out through tls_take_out().  The input BIO reads as "retry" when
- * empty, so OpenSSL never mistakes a slow client for EOF.  Renegotiation
- * is refused (SSL_OP_NO_RENEGOTIATION, CVE-2009-3555 and CPU exhaustion);
- * an attempt ends the session.
+ * One connection is tls_conn.c, certificate files are tls_file.c, the
+ * -t report is tls_report.c; what they share is in tls_int.h.
  */
 #include <sys/types.h>
 
@@ -40,6 +37,7 @@
 #include "certname.h"
 #include "config.h"
 #include "tls.h"
+#include "tls_int.h"
 
 #define TLS_GROUPS		"X25519:P-256:X448:P-384:P-521"
 
@@ -61,69 +59,7 @@
 #define TLS_SUITES							\
 	"TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:"		\
 	"TLS_CHACHA20_POLY1305_SHA256"
-#define TLS_NAMELEN		256	/* 253 octets, a dot and NUL, rounded */
 #define TLS_MAXCAND		16	/* equally good certificates for one name */
-#define TLS_EXPIRY_WARN_DAYS	14
-
-enum tls_keytype {
-	TLS_KEY_OTHER = 0,
-	TLS_KEY_RSA,
-	TLS_KEY_EC,
-	TLS_KEY_ED
-};
-#define TLS_KEYBIT(t)	(1u << (t))
-
-struct tls_lsn;
-
-struct tls_cert {
-	SSL_CTX		*ctx;
-	char		**names;	/* normalised */
-	size_t		  n_names;
-	enum tls_keytype  keytype;
-	char		  keydesc[48];	/* "EC P-256" */
-	time_t		  not_after;
-	char		  sha256[3 * 32];	/* "AB:CD:..." of the DER */
-};
-
-struct tls_lsn {
-	struct tls_cert	 *certs;	/* certs[0] is the default */
-	size_t		  n_certs;
-	const char *const **namev;	/* namev[i] = certs[i].names */
-	size_t		 *nnames;
-	size_t		 *dflt;		/* certs serving certs[0]'s first name */
-	size_t		  n_dflt;
-};
-
-struct tls_set {
-	struct tls_lsn	*lsn;
-	size_t		 n_lsn;
-};
-
-#define TLS_BIO_KEEP	0	/* larger drained BIO buffers are freed */
-
-struct tls_conn {
-	SSL			*ssl;
-	BIO			*rbio;		/* owned by ssl */
-	BIO			*wbio;		/* owned by ssl */
-	const struct tls_lsn	*lsn;
-	size_t			 chosen;	/* index into lsn->certs */
-	int			 has_sni;
-	int			 reneg;		/* a renegotiation was refused */
-	int			 ticket;	/* TLS 1.3 session ticket queued */
-	char			 sni[TLS_NAMELEN];
-	char			 err[160];
-};
-
-/* Never prompt for a pass phrase: encrypted keys are refused. */
-static int
-tls_nopass(char *buf, int size, int rwflag, void *arg)
-{
-	(void)buf;
-	(void)size;
-	(void)rwflag;
-	(void)arg;
-	return -1;
-}
 
 /* verify_client "optional": accept any client certificate (or none); the
  * result stays in SSL_get_verify_result() for the policy to judge. */
@@ -133,264 +69,6 @@ tls_verify_accept(int ok, X509_STORE_CTX *xs)
 	(void)ok;
 	(void)xs;
 	return 1;
-}
-
-/* The reason of the oldest queued OpenSSL error, or dflt. */
-static const char *
-tls_errstr(const char *dflt)
-{
-	unsigned long	 e;
-	const char	*r;
-
-	if ((e = ERR_peek_error()) == 0)
-		return dflt;
-	if ((r = ERR_reason_error_string(e)) == NULL)
-		return dflt;
-	return r;
-}
-
-static void
-tls_timestr(const ASN1_TIME *t, char *buf, size_t size)
-{
-	struct tm	tm;
-
-	memset(&tm, 0, sizeof(tm));
-	if (t == NULL || !ASN1_TIME_to_tm(t, &tm) ||
-	    strftime(buf, size, "%Y-%m-%d %H:%M:%S UTC", &tm) == 0)
-		snprintf(buf, size, "(invalid time)");
-}
-
-static enum tls_keytype
-tls_keytype(const EVP_PKEY *pk)
-{
-	if (pk == NULL)
-		return TLS_KEY_OTHER;
-	switch (EVP_PKEY_get_base_id(pk)) {
-	case EVP_PKEY_RSA:
-		return TLS_KEY_RSA;
-	case EVP_PKEY_EC:
-		return TLS_KEY_EC;
-	case EVP_PKEY_ED25519:
-	case EVP_PKEY_ED448:
-		return TLS_KEY_ED;
-	default:
-		return TLS_KEY_OTHER;
-	}
-}
-
-/* "EC P-256", "RSA 2048", "ED25519" */
-static void
-tls_keydesc(const EVP_PKEY *pk, char *buf, size_t size)
-{
-	char		 group[64];
-	const char	*nist = NULL;
-	int		 nid;
-
-	if (pk == NULL) {
-		snprintf(buf, size, "unknown");
-		return;
-	}
-	switch (EVP_PKEY_get_base_id(pk)) {
-	case EVP_PKEY_RSA:
-		snprintf(buf, size, "RSA %d", EVP_PKEY_get_bits(pk));
-		break;
-	case EVP_PKEY_RSA_PSS:
-		snprintf(buf, size, "RSA-PSS %d", EVP_PKEY_get_bits(pk));
-		break;
-	case EVP_PKEY_EC:
-		if (!EVP_PKEY_get_group_name(pk, group, sizeof(group), NULL)) {
-			snprintf(buf, size, "EC %d", EVP_PKEY_get_bits(pk));
-			break;
-		}
-		if ((nid = OBJ_sn2nid(group)) != NID_undef)
-			nist = EC_curve_nid2nist(nid);
-		snprintf(buf, size, "EC %s", nist != NULL ? nist : group);
-		break;
-	case EVP_PKEY_ED25519:
-		snprintf(buf, size, "ED25519");
-		break;
-	case EVP_PKEY_ED448:
-		snprintf(buf, size, "ED448");
-		break;
-	default:
-		snprintf(buf, size, "%s %d", OBJ_nid2sn(EVP_PKEY_get_base_id(pk)),
-		    EVP_PKEY_get_bits(pk));
-		break;
-	}
-}
-
-/*
- * Read the leaf certificate (and, if chain is not NULL, the certificates
- * after it) from a PEM file.  On failure writes a message without the path
- * to err and returns -1.
- */
-/* A PEM file as a BIO, or NULL with err set (the system's reason, such as
- * "No such file or directory"). */
-static BIO *
-tls_open_pem(const char *path, char *err, size_t errsize)
-{
-	FILE	*fp;
-	BIO	*bio;
-
-	if ((fp = fopen(path, "r")) == NULL) {
-		snprintf(err, errsize, "%s", strerror(errno));
-		return NULL;
-	}
-	if ((bio = BIO_new_fp(fp, BIO_CLOSE)) == NULL) {
-		fclose(fp);
-		snprintf(err, errsize, "out of memory");
-		return NULL;
-	}
-	ERR_clear_error();
-	return bio;
-}
-
-static int
-tls_read_cert(const char *path, X509 **leaf, STACK_OF(X509) **chain,
-    char *err, size_t errsize)
-{
-	BIO	*bio;
-	X509	*x;
-
-	*leaf = NULL;
-	if (chain != NULL)
-		*chain = NULL;
-	if ((bio = tls_open_pem(path, err, errsize)) == NULL)
-		return -1;
-	if ((*leaf = PEM_read_bio_X509(bio, NULL, tls_nopass, NULL)) == NULL) {
-		BIO_free(bio);
-		ERR_clear_error();
-		snprintf(err, errsize, "not a PEM certificate");
-		return -1;
-	}
-	if (chain != NULL) {
-		if ((*chain = sk_X509_new_null()) == NULL)
-			goto nomem;
-		while ((x = PEM_read_bio_X509(bio, NULL, tls_nopass, NULL)) !=
-		    NULL) {
-			if (!sk_X509_push(*chain, x)) {
-				X509_free(x);
-				goto nomem;
-			}
-		}
-	}
-	ERR_clear_error();
-	BIO_free(bio);
-	return 0;
-
- nomem:
-	BIO_free(bio);
-	X509_free(*leaf);
-	*leaf = NULL;
-	if (chain != NULL) {
-		sk_X509_pop_free(*chain, X509_free);
-		*chain = NULL;
-	}
-	snprintf(err, errsize, "out of memory");
-	return -1;
-}
-
-static int
-tls_read_key(const char *path, EVP_PKEY **pk, char *err, size_t errsize)
-{
-	BIO	*bio;
-
-	*pk = NULL;
-	if ((bio = tls_open_pem(path, err, errsize)) == NULL)
-		return -1;
-	*pk = PEM_read_bio_PrivateKey(bio, NULL, tls_nopass, NULL);
-	BIO_free(bio);
-	ERR_clear_error();
-	if (*pk == NULL) {
-		snprintf(err, errsize,
-		    "no usable PEM private key (encrypted keys are not supported)");
-		return -1;
-	}
-	return 0;
-}
-
-static void
-tls_names_free(char **v, size_t n)
-{
-	size_t	i;
-
-	for (i = 0; i < n; i++)
-		free(v[i]);
-	free(v);
-}
-
-/* Append the normalised form of the len bytes at s; skips invalid names
- * and duplicates.  Returns -1 on allocation failure. */
-static int
-tls_names_add(char ***v, size_t *n, const unsigned char *s, size_t len)
-{
-	char	 raw[TLS_NAMELEN], norm[TLS_NAMELEN];
-	char	**nv, *d;
-	size_t	 i;
-
-	if (len == 0 || len >= sizeof(raw) || memchr(s, '\0', len) != NULL)
-		return 0;
-	memcpy(raw, s, len);
-	raw[len] = '\0';
-	if (certname_normalize(raw, norm, sizeof(norm)) == -1)
-		return 0;
-	for (i = 0; i < *n; i++)
-		if (strcmp((*v)[i], norm) == 0)
-			return 0;
-	if ((d = strdup(norm)) == NULL)
-		return -1;
-	if ((nv = reallocarray(*v, *n + 1, sizeof(*nv))) == NULL) {
-		free(d);
-		return -1;
-	}
-	nv[(*n)++] = d;
-	*v = nv;
-	return 0;
-}
-
-/* The names a certificate carries: its subjectAltName dNSNames, else its
- * subject CN (RFC 6125 §6.4.4).  Returns -1 on allocation failure. */
-static int
-tls_cert_names(X509 *x, char ***v, size_t *n)
-{
-	GENERAL_NAMES		*gens;
-	const GENERAL_NAME	*g;
-	const X509_NAME		*subj;
-	const X509_NAME_ENTRY	*ne;
-	const ASN1_STRING	*as;
-	unsigned char		*utf8;
-	int			 i, len, rv = 0;
-
-	*v = NULL;
-	*n = 0;
-	gens = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
-	if (gens != NULL) {
-		for (i = 0; i < sk_GENERAL_NAME_num(gens) && rv == 0; i++) {
-			g = sk_GENERAL_NAME_value(gens, i);
-			if (g->type != GEN_DNS)
-				continue;
-			as = g->d.dNSName;
-			if (ASN1_STRING_type(as) != V_ASN1_IA5STRING ||
-			    (len = ASN1_STRING_length(as)) <= 0)
-				continue;
-			rv = tls_names_add(v, n, ASN1_STRING_get0_data(as),
-			    (size_t)len);
-		}
-		GENERAL_NAMES_free(gens);
-		if (rv == -1 || *n > 0)
-			return rv;
-	}
-	if ((subj = X509_get_subject_name(x)) == NULL)
-		return 0;
-	i = X509_NAME_get_index_by_NID(subj, NID_commonName, -1);
-	if (i < 0 || (ne = X509_NAME_get_entry(subj, i)) == NULL)
-		return 0;
-	if ((len = ASN1_STRING_to_UTF8(&utf8,
-	    X509_NAME_ENTRY_get_data(ne))) < 0)
-		return 0;
-	rv = tls_names_add(v, n, utf8, (size_t)len);
-	OPENSSL_free(utf8);
-	return rv;
 }
 
 static const char *
@@ -585,8 +263,6 @@ tls_ctx_setup(SSL_CTX *ctx, const struct config *cfg,
 	return rv;
 }
 
-static const char	*tls_keytype_name(enum tls_keytype);
-
 /* What the logs and metrics say about a served certificate. */
 static void
 tls_cert_facts(struct tls_cert *tc, X509 *x)
@@ -665,13 +341,13 @@ tls_cert_build(const struct config *cfg, size_t li, struct tls_lsn *tl,
 	if (warns != NULL &&
 	    X509_cmp_current_time(X509_get0_notBefore(x)) > 0) {
 		tls_timestr(X509_get0_notBefore(x), when, sizeof(when));
-		strlist_add(warns, "error: %s: certificate not valid before %s"
+		strlist_add_error(warns, "%s: certificate not valid before %s"
 		    " (served anyway)", cc->cert, when);
 	}
 	if (warns != NULL &&
 	    X509_cmp_current_time(X509_get0_notAfter(x)) < 0) {
 		tls_timestr(X509_get0_notAfter(x), when, sizeof(when));
-		strlist_add(warns, "error: %s: certificate expired on %s"
+		strlist_add_error(warns, "%s: certificate expired on %s"
 		    " (served anyway)", cc->cert, when);
 	}
 
@@ -762,7 +438,7 @@ tls_lsn_free(struct tls_lsn *tl)
 
 	for (i = 0; i < tl->n_certs; i++) {
 		SSL_CTX_free(tl->certs[i].ctx);
-		tls_names_free(tl->certs[i].names, tl->certs[i].n_names);
+		strvec_free(tl->certs[i].names, tl->certs[i].n_names);
 	}
 	free(tl->certs);
 	free(tl->namev);
@@ -812,6 +488,13 @@ tls_lsn_index(struct tls_lsn *tl)
 	return 0;
 }
 
+/* For struct config, which frees the set without knowing its type. */
+static void
+tls_set_free_opaque(void *set)
+{
+	tls_set_free(set);
+}
+
 int
 tls_set_build(struct config *cfg, struct strlist *errs,
     struct strlist *warns)
@@ -854,8 +537,10 @@ tls_set_build(struct config *cfg, struct strlist *errs,
 		tls_set_free(set);
 		return -1;
 	}
-	tls_set_free(cfg->tls);
+	if (cfg->tls != NULL && cfg->tls_free != NULL)
+		cfg->tls_free(cfg->tls);
 	cfg->tls = set;
+	cfg->tls_free = tls_set_free_opaque;
 	return 0;
 }
 
@@ -1070,521 +755,8 @@ tls_on_client_hello(SSL *ssl, int *al, void *arg)
 	return SSL_CLIENT_HELLO_SUCCESS;
 }
 
-/* Notes our no_renegotiation alert: the session is then ended. */
-static void
-tls_on_info(const SSL *ssl, int where, int ret)
-{
-	struct tls_conn	*c;
-
-	if ((where & SSL_CB_WRITE_ALERT) == 0 ||
-	    (ret & 0xff) != SSL_AD_NO_RENEGOTIATION)
-		return;
-	if ((c = SSL_get_app_data(ssl)) != NULL)
-		c->reneg = 1;
-}
-
-struct tls_conn *
-tls_conn_new(const struct tls_set *set, size_t li)
-{
-	struct tls_conn	*c;
-
-	if (!tls_listener_has_cert(set, li) || set->lsn[li].certs[0].ctx == NULL)
-		return NULL;
-	if ((c = calloc(1, sizeof(*c))) == NULL)
-		return NULL;
-	c->lsn = &set->lsn[li];
-	ERR_clear_error();
-	if ((c->ssl = SSL_new(c->lsn->certs[0].ctx)) == NULL)
-		goto fail;
-	if ((c->rbio = BIO_new(BIO_s_mem())) == NULL)
-		goto fail;
-	if ((c->wbio = BIO_new(BIO_s_mem())) == NULL) {
-		BIO_free(c->rbio);
-		goto fail;
-	}
-	BIO_set_mem_eof_return(c->rbio, -1);
-	BIO_set_mem_eof_return(c->wbio, -1);
-	SSL_set_bio(c->ssl, c->rbio, c->wbio);
-	SSL_set_app_data(c->ssl, c);
-	SSL_set_info_callback(c->ssl, tls_on_info);
-	SSL_set_accept_state(c->ssl);
-	return c;
-
- fail:
-	ERR_clear_error();
-	SSL_free(c->ssl);
-	free(c);
-	return NULL;
-}
-
-void
-tls_conn_free(struct tls_conn *c)
-{
-	if (c == NULL)
-		return;
-	SSL_free(c->ssl);
-	ERR_clear_error();
-	free(c);
-}
-
-/*
- * A memory BIO keeps the largest buffer it ever held.  Once one is drained
- * and that buffer is big (a bulk transfer went through), swap in a fresh
- * BIO so that an idle session holds no large buffer.
- */
-static void
-tls_bio_trim(struct tls_conn *c, int rd)
-{
-	BUF_MEM	*bm = NULL;
-	BIO	*nb;
-
-	BIO_get_mem_ptr(rd ? c->rbio : c->wbio, &bm);
-	if (bm == NULL || bm->max <= TLS_BIO_KEEP ||
-	    (nb = BIO_new(BIO_s_mem())) == NULL)
-		return;
-	BIO_set_mem_eof_return(nb, -1);
-	if (rd) {
-		SSL_set0_rbio(c->ssl, nb);
-		c->rbio = nb;
-	} else {
-		SSL_set0_wbio(c->ssl, nb);
-		c->wbio = nb;
-	}
-}
-
-void
-tls_set_bulk(struct tls_conn *c, int on)
-{
-	if (on)
-		SSL_clear_mode(c->ssl, SSL_MODE_RELEASE_BUFFERS);
-	else
-		SSL_set_mode(c->ssl, SSL_MODE_RELEASE_BUFFERS);
-}
-
-int
-tls_feed(struct tls_conn *c, const void *buf, size_t len)
-{
-	const unsigned char	*p = buf;
-	int			 n, chunk;
-
-	while (len > 0) {
-		chunk = len > INT_MAX ? INT_MAX : (int)len;
-		if ((n = BIO_write(c->rbio, p, chunk)) <= 0)
-			return -1;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-size_t
-tls_pending_in(const struct tls_conn *c)
-{
-	return BIO_ctrl_pending(c->rbio);
-}
-
-size_t
-tls_pending_out(const struct tls_conn *c)
-{
-	return BIO_ctrl_pending(c->wbio);
-}
-
-size_t
-tls_take_out(struct tls_conn *c, void *buf, size_t len)
-{
-	int	n;
-
-	if (len == 0)
-		return 0;
-	n = BIO_read(c->wbio, buf, len > INT_MAX ? INT_MAX : (int)len);
-	if (BIO_ctrl_pending(c->wbio) == 0)
-		tls_bio_trim(c, 0);
-	return n > 0 ? (size_t)n : 0;
-}
-
-static void
-tls_fail(struct tls_conn *c, const char *what, int sslerr)
-{
-	const char	*why;
-
-	if (c->reneg)
-		why = "renegotiation refused";
-	else if (sslerr == SSL_ERROR_ZERO_RETURN)
-		why = "peer closed";
-	else if (sslerr == SSL_ERROR_SYSCALL && ERR_peek_error() == 0)
-		why = "peer closed";
-	else
-		why = tls_errstr("protocol error");
-	if (c->reneg)
-		snprintf(c->err, sizeof(c->err), "%s", why);
-	else
-		snprintf(c->err, sizeof(c->err), "%s: %s", what, why);
-	ERR_clear_error();
-}
-
-enum tls_status
-tls_handshake(struct tls_conn *c)
-{
-	int	r, e;
-
-	ERR_clear_error();
-	if ((r = SSL_do_handshake(c->ssl)) == 1) {
-		if (!c->ticket && SSL_version(c->ssl) == TLS1_3_VERSION) {
-			c->ticket = 1;
-			if (SSL_new_session_ticket(c->ssl) != 1)
-				ERR_clear_error();	/* no resumption, no harm */
-		}
-		return TLS_OK;
-	}
-	switch ((e = SSL_get_error(c->ssl, r))) {
-	case SSL_ERROR_WANT_READ:
-	case SSL_ERROR_WANT_WRITE:
-		ERR_clear_error();
-		return TLS_AGAIN;
-	default:
-		tls_fail(c, "handshake", e);
-		return TLS_ERROR;
-	}
-}
-
-size_t
-tls_read(struct tls_conn *c, void *buf, size_t len, enum tls_status *st)
-{
-	size_t	n = 0;
-	int	e;
-
-	ERR_clear_error();
-	if (len > 0 && SSL_read_ex(c->ssl, buf, len, &n) == 1 && n > 0) {
-		*st = TLS_OK;
-		return n;
-	}
-	e = len > 0 ? SSL_get_error(c->ssl, 0) : SSL_ERROR_WANT_READ;
-	if (c->reneg) {
-		tls_fail(c, "read", e);
-		*st = TLS_ERROR;
-		return 0;
-	}
-	switch (e) {
-	case SSL_ERROR_WANT_READ:
-	case SSL_ERROR_WANT_WRITE:
-		ERR_clear_error();
-		*st = TLS_AGAIN;
-		if (BIO_ctrl_pending(c->rbio) == 0)
-			tls_bio_trim(c, 1);
-		break;
-	case SSL_ERROR_ZERO_RETURN:
-		ERR_clear_error();
-		*st = TLS_CLOSED;
-		break;
-	default:
-		tls_fail(c, "read", e);
-		*st = TLS_ERROR;
-		break;
-	}
-	return 0;
-}
-
-int
-tls_write(struct tls_conn *c, const void *buf, size_t len)
-{
-	size_t	n = 0;
-	int	e;
-
-	if (len == 0)
-		return 0;
-	ERR_clear_error();
-	if (SSL_write_ex(c->ssl, buf, len, &n) == 1 && n == len)
-		return 0;
-	e = SSL_get_error(c->ssl, 0);
-	tls_fail(c, "write", e);
-	return -1;
-}
-
-void
-tls_shutdown(struct tls_conn *c)
-{
-	ERR_clear_error();
-	(void)SSL_shutdown(c->ssl);
-	ERR_clear_error();
-}
-
-static const char *
-tls_keytype_name(enum tls_keytype t)
-{
-	switch (t) {
-	case TLS_KEY_RSA:
-		return "RSA";
-	case TLS_KEY_EC:
-		return "ECDSA";
-	case TLS_KEY_ED:
-		return "EdDSA";
-	default:
-		return "other";
-	}
-}
-
-const char *
-tls_conn_sni(const struct tls_conn *c)
-{
-	return c->has_sni ? c->sni : NULL;
-}
-
-void
-tls_get_info(struct tls_conn *c, struct tls_info *out)
-{
-	const SSL_CIPHER	*ciph;
-	const struct tls_cert	*tc;
-	X509			*peer;
-	BIO			*bio;
-	int			 alg_bits = 0, n;
-
-	memset(out, 0, sizeof(*out));
-	out->version = SSL_get_version(c->ssl);
-	out->version_num = SSL_version(c->ssl);
-	if ((ciph = SSL_get_current_cipher(c->ssl)) != NULL) {
-		out->cipher = SSL_CIPHER_get_name(ciph);
-		(void)SSL_CIPHER_get_bits(ciph, &alg_bits);
-		out->cipher_bits = alg_bits;
-	}
-	out->sni = c->has_sni ? c->sni : NULL;
-	tc = &c->lsn->certs[c->chosen];
-	out->cert_name = tc->n_names > 0 ? tc->names[0] : NULL;
-	out->cert_keytype = tls_keytype_name(tc->keytype);
-
-	if ((peer = SSL_get1_peer_certificate(c->ssl)) == NULL)
-		return;
-	out->client_verified = SSL_get_verify_result(c->ssl) == X509_V_OK;
-	if ((bio = BIO_new(BIO_s_mem())) != NULL) {
-		if (X509_NAME_print_ex(bio, X509_get_subject_name(peer), 0,
-		    XN_FLAG_RFC2253) >= 0) {
-			n = BIO_read(bio, out->client_subject,
-			    sizeof(out->client_subject) - 1);
-			if (n > 0)
-				out->client_subject[n] = '\0';
-		}
-		BIO_free(bio);
-	}
-	if (X509_NAME_get_text_by_NID(X509_get_subject_name(peer),
-	    NID_commonName, out->client_cn, sizeof(out->client_cn)) < 0)
-		out->client_cn[0] = '\0';
-	X509_free(peer);
-	ERR_clear_error();
-}
-
-const char *
-tls_conn_error(const struct tls_conn *c)
-{
-	return c->err[0] != '\0' ? c->err : "no error";
-}
-
 const char *
 tls_library_version(void)
 {
 	return OpenSSL_version(OPENSSL_VERSION);
-}
-
-/*
- * tls_check_report() and its helpers: "starttls-proxy -t".
- */
-
-static void
-tls_print_name(FILE *out, const char *label, const X509_NAME *name)
-{
-	BIO	*bio;
-	char	 buf[512];
-	int	 n = 0;
-
-	buf[0] = '\0';
-	if ((bio = BIO_new(BIO_s_mem())) != NULL) {
-		if (X509_NAME_print_ex(bio, name, 0, XN_FLAG_RFC2253) >= 0 &&
-		    (n = BIO_read(bio, buf, sizeof(buf) - 1)) > 0)
-			buf[n] = '\0';
-		BIO_free(bio);
-	}
-	fprintf(out, "    %s: %s\n", label, buf[0] != '\0' ? buf : "(empty)");
-}
-
-/* Verify leaf + chain against the system trust store. */
-static void
-tls_print_chain(FILE *out, X509 *leaf, STACK_OF(X509) *chain)
-{
-	X509_STORE	*store;
-	X509_STORE_CTX	*xs = NULL;
-	int		 e;
-
-	ERR_clear_error();
-	if ((store = X509_STORE_new()) == NULL ||
-	    !X509_STORE_set_default_paths(store) ||
-	    (xs = X509_STORE_CTX_new()) == NULL ||
-	    !X509_STORE_CTX_init(xs, store, leaf, chain)) {
-		fprintf(out, "    chain: not checked (out of memory)\n");
-		goto done;
-	}
-	X509_STORE_CTX_set_purpose(xs, X509_PURPOSE_SSL_SERVER);
-	if (X509_verify_cert(xs) == 1) {
-		fprintf(out, "    chain: ok\n");
-		goto done;
-	}
-	e = X509_STORE_CTX_get_error(xs);
-	if (e == X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT ||
-	    e == X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN)
-		fprintf(out, "    chain: self-signed\n");
-	else
-		fprintf(out, "    chain: %s\n", X509_verify_cert_error_string(e));
- done:
-	X509_STORE_CTX_free(xs);
-	X509_STORE_free(store);
-	ERR_clear_error();
-}
-
-/* One certificate; returns its number of errors. */
-/*
- * DANE-EE records for the names served (RFC 7671/7672: usage 3, selector 1
- * = SubjectPublicKeyInfo, matching 1 = SHA-256), ready to publish.  They
- * pin the key, so they survive a renewal that keeps the key.
- */
-static void
-tls_print_tlsa(FILE *out, X509 *x, char **names, size_t n, int port)
-{
-	unsigned char	*der = NULL, md[EVP_MAX_MD_SIZE];
-	unsigned int	 mdlen = 0, k;
-	char		 hex[2 * EVP_MAX_MD_SIZE + 1];
-	size_t		 i;
-	int		 len;
-
-	if ((len = i2d_PUBKEY(X509_get0_pubkey(x), &der)) <= 0)
-		return;
-	if (EVP_Digest(der, (size_t)len, md, &mdlen, EVP_sha256(), NULL) == 1) {
-		for (k = 0; k < mdlen; k++)
-			snprintf(hex + 2 * k, 3, "%02x", md[k]);
-		for (i = 0; i < n; i++)
-			if (names[i][0] != '*')
-				fprintf(out, "    tlsa: _%d._tcp.%s. IN TLSA "
-				    "3 1 1 %s\n", port, names[i], hex);
-	}
-	OPENSSL_free(der);
-}
-
-static int
-tls_check_cert(const struct cfg_cert *cc, int port, FILE *out)
-{
-	X509		*x = NULL;
-	STACK_OF(X509)	*chain = NULL;
-	EVP_PKEY	*pk = NULL;
-	char		**names = NULL, norm[TLS_NAMELEN], err[256], when[64];
-	size_t		 n_names = 0, i, j;
-	int		 nerr = 0, days = 0, secs = 0, found;
-
-	fprintf(out, "  certificate %s\n", cc->cert != NULL ? cc->cert : "");
-	if (cc->cert == NULL || tls_read_cert(cc->cert, &x, &chain, err,
-	    sizeof(err)) == -1) {
-		fprintf(out, "error: %s: %s\n", cc->cert != NULL ? cc->cert :
-		    "(none)", cc->cert != NULL ? err : "no cert path");
-		return 1;
-	}
-	fprintf(out, "    key file: %s\n", cc->key != NULL ? cc->key : "");
-
-	if (tls_cert_names(x, &names, &n_names) == -1) {
-		fprintf(out, "error: %s: out of memory\n", cc->cert);
-		nerr++;
-		goto done;
-	}
-	fprintf(out, "    names:");
-	if (cc->n_names > 0)
-		for (i = 0; i < cc->n_names; i++)
-			fprintf(out, " %s", cc->names[i]);
-	else
-		for (i = 0; i < n_names; i++)
-			fprintf(out, " %s", names[i]);
-	if (cc->n_names == 0 && n_names == 0)
-		fprintf(out, " (none)");
-	fprintf(out, "%s\n", cc->n_names > 0 ? " (configured)" : "");
-
-	tls_keydesc(X509_get0_pubkey(x), err, sizeof(err));
-	fprintf(out, "    key type: %s\n", err);
-	tls_timestr(X509_get0_notBefore(x), when, sizeof(when));
-	fprintf(out, "    not before: %s\n", when);
-	tls_timestr(X509_get0_notAfter(x), when, sizeof(when));
-	fprintf(out, "    not after: %s\n", when);
-	tls_print_name(out, "issuer", X509_get_issuer_name(x));
-	fprintf(out, "    self-signed: %s\n", X509_self_signed(x, 0) == 1 ?
-	    "yes" : "no");
-	tls_print_chain(out, x, chain);
-	tls_print_tlsa(out, x, cc->n_names > 0 ? cc->names : names,
-	    cc->n_names > 0 ? cc->n_names : n_names, port);
-
-	for (i = 0; i < cc->n_names; i++) {
-		if (certname_normalize(cc->names[i], norm, sizeof(norm)) == -1) {
-			fprintf(out, "error: %s: invalid name \"%s\"\n",
-			    cc->cert, cc->names[i]);
-			nerr++;
-			continue;
-		}
-		for (found = 0, j = 0; j < n_names && !found; j++)
-			found = certname_match_exact(names[j], norm) ||
-			    certname_match_wildcard(names[j], norm);
-		if (!found)
-			fprintf(out, "warning: %s: configured name %s is not "
-			    "in the certificate\n", cc->cert, norm);
-	}
-
-	if (cc->key == NULL || cc->key[0] == '\0') {
-		fprintf(out, "error: %s: no key file\n", cc->cert);
-		nerr++;
-	} else if (tls_read_key(cc->key, &pk, err, sizeof(err)) == -1) {
-		fprintf(out, "error: %s: %s\n", cc->key, err);
-		nerr++;
-	} else if (X509_check_private_key(x, pk) != 1) {
-		fprintf(out, "error: %s: key %s does not match the "
-		    "certificate\n", cc->cert, cc->key);
-		nerr++;
-	}
-
-	if (X509_cmp_current_time(X509_get0_notBefore(x)) > 0) {
-		tls_timestr(X509_get0_notBefore(x), when, sizeof(when));
-		fprintf(out, "error: %s: certificate not valid before %s\n",
-		    cc->cert, when);
-		nerr++;
-	}
-	if (X509_cmp_current_time(X509_get0_notAfter(x)) < 0) {
-		tls_timestr(X509_get0_notAfter(x), when, sizeof(when));
-		fprintf(out, "error: %s: certificate expired on %s\n",
-		    cc->cert, when);
-		nerr++;
-	} else if (ASN1_TIME_diff(&days, &secs, NULL,
-	    X509_get0_notAfter(x)) && days < TLS_EXPIRY_WARN_DAYS)
-		fprintf(out, "warning: %s: certificate expires in %d days\n",
-		    cc->cert, days);
-
- done:
-	ERR_clear_error();
-	tls_names_free(names, n_names);
-	EVP_PKEY_free(pk);
-	sk_X509_pop_free(chain, X509_free);
-	X509_free(x);
-	return nerr;
-}
-
-int
-tls_check_report(struct config *cfg, FILE *out)
-{
-	const struct cfg_listener	*l;
-	size_t				 li, ci;
-	int				 nerr = 0, port;
-
-	for (li = 0; li < cfg->n_listeners; li++) {
-		l = &cfg->listeners[li];
-		if (l->tls.n_certs == 0) {
-			fprintf(out, "listener %s: no certificates (STARTTLS "
-			    "not offered)\n", l->name != NULL ? l->name : "?");
-			continue;
-		}
-		fprintf(out, "listener %s:\n", l->name != NULL ? l->name : "?");
-		port = cfg_addr_port(&l->listen);
-		for (ci = 0; ci < l->tls.n_certs; ci++)
-			nerr += tls_check_cert(&l->tls.certs[ci],
-			    port != 0 ? port : 25, out);
-	}
-	fflush(out);
-	return nerr;
 }

@@ -25,6 +25,7 @@
 #include <time.h>
 
 #include "config.h"
+#include "stats.h"
 
 struct tls_set;
 struct tls_conn;
@@ -34,8 +35,9 @@ struct tls_conn;
  * set in cfg->tls.  Problems go to errs as "PATH: message" (missing,
  * unreadable, not a certificate, key does not match, bad cipher list,
  * client_ca unreadable).  An expired or not-yet-valid certificate goes to
- * warns (at normal start it is served: opportunistic senders still get
- * encryption).  Returns 0, or -1 when errs got something.
+ * warns as an error (SL_ERROR: it is served, opportunistic senders still
+ * get encryption, but it is logged at error level).  Returns 0, or -1
+ * when errs got something.
  */
 int	tls_set_build(struct config *cfg, struct strlist *errs,
 	    struct strlist *warns);
@@ -130,9 +132,12 @@ void		 tls_get_info(struct tls_conn *c, struct tls_info *out);
  * failed after its ClientHello; NULL when none was sent. */
 const char	*tls_conn_sni(const struct tls_conn *c);
 
-/* Why the last TLS_ERROR happened, a short static-ish string for logs and
- * metrics ("handshake: no shared cipher", "renegotiation refused"...). */
+/* Why the last TLS_ERROR happened, a short static-ish string for logs
+ * ("handshake: no shared cipher", "renegotiation refused"...). */
 const char	*tls_conn_error(const struct tls_conn *c);
+/* Its class for the metrics, from OpenSSL's reason code (HSF_OTHER when
+ * nothing failed). */
+enum hs_fail	 tls_conn_fail_reason(const struct tls_conn *c);
 
 /* Library versions for -V. */
 const char	*tls_library_version(void);

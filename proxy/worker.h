@@ -13,18 +13,10 @@
 #include <uv.h>
 
 #include "config.h"
+#include "connlimits.h"
 #include "stats.h"
 
 struct session;
-
-/* Connection counts of one listener, across workers (worker.c). */
-struct lsn_limits;
-struct lsn_limits *limits_new(void);
-void	limits_free(struct lsn_limits *l);
-/* 0 when the connection may proceed (and is counted), else -1. */
-int	limits_take(struct lsn_limits *l, const struct cfg_listener *lc,
-	    const struct sockaddr *sa);
-void	limits_release(struct lsn_limits *l, const struct sockaddr *sa);
 
 /* Process-wide state of one listener name: kept across reloads. */
 struct lsn_shared {
