@@ -286,23 +286,6 @@ sess_backend_failed(struct session *s, const char *why, const char *reply)
 
 /* --- TLS ------------------------------------------------------------- */
 
-static enum hs_fail
-hs_fail_reason(const char *err)
-{
-	if (err == NULL)
-		return HSF_OTHER;
-	if (strstr(err, "protocol") || strstr(err, "version"))
-		return HSF_PROTOCOL;
-	if (strstr(err, "cipher") || strstr(err, "group") ||
-	    strstr(err, "sigalg"))
-		return HSF_CIPHER;
-	if (strstr(err, "certificate"))
-		return HSF_CERT;
-	if (strstr(err, "closed") || strstr(err, "eof"))
-		return HSF_CLOSED;
-	return HSF_OTHER;
-}
-
 static void
 start_tls(struct session *s)
 {
@@ -367,8 +350,8 @@ do_handshake(struct session *s)
 	else if (st != TLS_AGAIN) {
 		log_info("%s: TLS handshake failed with %s: %s", s->id,
 		    s->peer_addr, tls_conn_error(s->cl.tls));
-		stats_add(&s->st->hs_failed[hs_fail_reason(
-		    tls_conn_error(s->cl.tls))], 1);
+		stats_add(&s->st->hs_failed[tls_conn_fail_reason(s->cl.tls)],
+		    1);
 		sess_close(s, "handshake failed");
 	}
 }
