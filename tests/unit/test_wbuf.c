@@ -38,7 +38,7 @@ struct row {
 };
 
 static const struct row rows[] = {
-	{ "empty", 8, { { OP_END } }, "", 0, 0, 0 },
+	{ "empty", 8, { { OP_END, NULL, 0, 0 } }, "", 0, 0, 0 },
 	{ "one string", 8, { PUTS("abc") }, "abc", 3, 0, 0 },
 	{ "exact fit", 3, { PUTS("abc") }, "abc", 3, 0, 0 },
 	{ "one over: nothing written", 2, { PUTS("abc") }, "", 0, 1, 0 },
