@@ -412,6 +412,11 @@ stale_drain(struct session *s)
 	total = backend_drain(&s->be, s->w->rdbuf, sizeof(s->w->rdbuf),
 	    STALE_DRAIN_MAX);
 	relay_stale(&s->r, total);
+	/* A backend gone while it was drained: no read event will come to
+	 * say so, so the pump must look again (the command just queued is
+	 * owed a 421, not silence until its reply timeout). */
+	if (s->be.state == BE_EOF)
+		s->flags |= SF_REPUMP;
 	if (total >= STALE_DRAIN_MAX)
 		sess_backend_failed(s, "backend keeps sending unsolicited output",
 		    R421_PROTOCOL);
