@@ -27,6 +27,32 @@ def _env():
     return out
 
 
+# Run with python3 inside a container's network namespace: open an SMTP
+# session on port 25, say EHLO, print READY, then print (repr) everything
+# that arrives until the server closes -- the graceful-stop tests look
+# for 421 4.3.2 there.
+OPEN_SESSION = r"""
+import socket
+s = socket.create_connection(("127.0.0.1", 25), timeout=90)
+f = s.makefile("rb")
+f.readline()
+s.sendall(b"EHLO client.example.net\r\n")
+while f.readline()[3:4] == b"-":
+    pass
+print("READY", flush=True)
+rest = b""
+while True:
+    try:
+        chunk = s.recv(4096)
+    except OSError:
+        break
+    if not chunk:
+        break
+    rest += chunk
+print(repr(rest), flush=True)
+"""
+
+
 # The reason given when the tests run inside a chroot, the one skip that
 # STP_DEPLOY_STRICT allows (tests/deploy/conftest.py).
 CHROOT_SKIP = "inside a chroot"

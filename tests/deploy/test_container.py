@@ -108,30 +108,6 @@ def test_healthcheck_opens_no_backend_session(podman, sidecar):
     assert "SMTP connection from" not in text, text
 
 
-NET_CLIENT = r"""
-import socket, sys
-s = socket.create_connection(("127.0.0.1", 25), timeout=60)
-f = s.makefile("rb")
-greet = f.readline()
-s.sendall(b"EHLO client.example.net\r\n")
-while True:
-    line = f.readline()
-    if line[3:4] != b"-":
-        break
-print("READY", flush=True)
-rest = b""
-while True:
-    try:
-        chunk = s.recv(4096)
-    except OSError:
-        break
-    if not chunk:
-        break
-    rest += chunk
-print(repr(rest), flush=True)
-"""
-
-
 @pytest.mark.timeout(120)
 def test_podman_stop_gives_421_and_exit_0(podman, sidecar):
     """The default `podman stop` (10 s, then SIGKILL) ends an open session
@@ -140,7 +116,7 @@ def test_podman_stop_gives_421_and_exit_0(podman, sidecar):
     mta, proxy, _ = sidecar
     client = subprocess.Popen(
         ["nsenter", "--net=" + podman.netns(mta), "--", sys.executable,
-         "-c", NET_CLIENT], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+         "-c", pe.OPEN_SESSION], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         assert client.stdout.readline().strip() == b"READY"
         t0 = time.monotonic()

@@ -398,27 +398,6 @@ with socket.create_connection(("127.0.0.1", int(sys.argv[1])), 20) as s:
         print(hashlib.sha256(t.getpeercert(True)).hexdigest())
 """
 
-OPEN_SESSION = r"""
-import socket
-s = socket.create_connection(("127.0.0.1", 25), timeout=90)
-f = s.makefile("rb")
-f.readline()
-s.sendall(b"EHLO client.example.net\r\n")
-while f.readline()[3:4] == b"-":
-    pass
-print("READY", flush=True)
-rest = b""
-while True:
-    try:
-        chunk = s.recv(4096)
-    except OSError:
-        break
-    if not chunk:
-        break
-    rest += chunk
-print(repr(rest), flush=True)
-"""
-
 
 def served_fp(p, ctr, port):
     r = p.in_netns(ctr, [sys.executable, "-c", SERVED, str(port)], timeout=60)
@@ -522,7 +501,7 @@ def test_kube_play_serves_mail(certs, tmp_path):
         # shutdown_timeout, within terminationGracePeriodSeconds.
         client = subprocess.Popen(
             ["nsenter", "--net=" + p.netns(proxy), "--", sys.executable,
-             "-c", OPEN_SESSION], stdout=subprocess.PIPE,
+             "-c", pe.OPEN_SESSION], stdout=subprocess.PIPE,
             stderr=subprocess.PIPE)
         try:
             assert client.stdout.readline().strip() == b"READY"
