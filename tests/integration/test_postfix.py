@@ -121,14 +121,13 @@ def xproxy(proxy_factory, postfix):
                          listener={"backend": {"xclient": True}})
 
 
-# -- XCLIENT ----------------------------------------------------------------
-
-@pytest.mark.parametrize("tls", [True, False], ids=["starttls", "plain"])
-def test_xclient_message_logged_with_client_address(
-        xproxy, postfix, connect, tls_ctx, tls):
+def one_message_from_127_0_0_2(proxy, postfix, connect, tls_ctx, tls):
+    """EHLO, maybe STARTTLS and EHLO, one message, QUIT, from 127.0.0.2;
+    checks Postfix queued it for that client and logged the disconnect.
+    Returns the log mark taken before the session."""
     mark = LogMark(postfix)
     token = uuid.uuid4().hex
-    c = connect(xproxy, sock=client_socket(xproxy.port))
+    c = connect(proxy, sock=client_socket(proxy.port))
     c.ehlo()
     if tls:
         c.starttls(tls_ctx)
@@ -137,6 +136,16 @@ def test_xclient_message_logged_with_client_address(
     assert c.cmd("QUIT").code == 221
     check_queued(postfix, mark, qid, token)
     wait_disconnect(postfix, mark)
+    return mark
+
+
+# -- XCLIENT ----------------------------------------------------------------
+
+@pytest.mark.parametrize("tls", [True, False], ids=["starttls", "plain"])
+def test_xclient_message_logged_with_client_address(
+        xproxy, postfix, connect, tls_ctx, tls):
+    mark = one_message_from_127_0_0_2(xproxy, postfix, connect, tls_ctx,
+                                      tls)
     check_clean(mark, xclients=1)
 
 
@@ -187,17 +196,7 @@ def test_proxy_protocol_message_logged_with_client_address(
         proxy_factory, postfix, connect, tls_ctx, version, tls):
     proxy = proxy_factory(postfix.proxy_address,
                           listener={"backend": {"proxy_protocol": version}})
-    mark = LogMark(postfix)
-    token = uuid.uuid4().hex
-    c = connect(proxy, sock=client_socket(proxy.port))
-    c.ehlo()
-    if tls:
-        c.starttls(tls_ctx)
-        c.ehlo()
-    qid = send_message(c, token)
-    assert c.cmd("QUIT").code == 221
-    check_queued(postfix, mark, qid, token)
-    wait_disconnect(postfix, mark)
+    mark = one_message_from_127_0_0_2(proxy, postfix, connect, tls_ctx, tls)
     check_clean(mark)
     log = mark.text()
     assert re.search(r" connect from [^\s\[]*\[%s\]" % re.escape(
