@@ -257,7 +257,7 @@ certwatch_free(struct certwatch *cw)
 /* --- log lines ---------------------------------------------------------- */
 
 void
-certs_log(const struct config *cfg)
+certs_log(const struct config *cfg, const struct tls_set *set)
 {
 	struct tls_cert_info ci;
 	char names[1024], when[32];
@@ -265,7 +265,7 @@ certs_log(const struct config *cfg)
 	size_t li, i, k, len;
 
 	for (li = 0; li < cfg->n_listeners; li++)
-		for (i = 0; tls_cert_info(cfg, li, i, &ci) == 0; i++) {
+		for (i = 0; tls_cert_info(cfg, set, li, i, &ci) == 0; i++) {
 			names[0] = '\0';
 			for (k = 0, len = 0; k < ci.n_names &&
 			    len < sizeof(names); k++)

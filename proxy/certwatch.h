@@ -12,6 +12,8 @@
 
 #include "config.h"
 
+struct tls_set;
+
 struct certwatch;
 
 /* fn(arg) runs in loop's thread when the files have settled after a
@@ -26,9 +28,11 @@ void			 certwatch_set(struct certwatch *cw,
 /* Stop; the memory goes in the timer's close callback. NULL is fine. */
 void			 certwatch_free(struct certwatch *cw);
 
-/* One log line per served certificate of cfg: listener, names, key type,
- * notAfter, SHA-256 fingerprint, path (log_kv event "certificate"). */
-void			 certs_log(const struct config *cfg);
+/* One log line per served certificate of cfg, whose TLS set is set:
+ * listener, names, key type, notAfter, SHA-256 fingerprint, path (log_kv
+ * event "certificate"). */
+void			 certs_log(const struct config *cfg,
+			    const struct tls_set *set);
 
 /*
  * When running as root with cfg->user set: try, in a child process that

@@ -38,7 +38,6 @@
 #include "config_int.h"
 #include "log.h"
 
-static void	cfg_free(struct config *);
 
 #define CFG_HINT_MAX	(1024 * 1024)	/* bytes of a file read for a hint */
 
@@ -427,7 +426,6 @@ cfg_load(const char *path, struct strlist *errs, struct strlist *warns)
 		perror("calloc");
 		abort();
 	}
-	c->refs = 1;
 	c->path = cfg_strdup(path);
 	c->dir = cfg_dirname(path);
 
@@ -474,9 +472,9 @@ cfg_load(const char *path, struct strlist *errs, struct strlist *warns)
 	return c;
 }
 
-/* Reference counting and freeing */
+/* Freeing */
 
-static void
+void
 cfg_free(struct config *c)
 {
 	struct cfg_listener	*l;
@@ -484,8 +482,6 @@ cfg_free(struct config *c)
 
 	if (c == NULL)
 		return;
-	if (c->tls != NULL && c->tls_free != NULL)
-		c->tls_free(c->tls);
 	for (i = 0; i < c->n_listeners; i++) {
 		l = &c->listeners[i];
 		free(l->name);
@@ -517,21 +513,4 @@ cfg_free(struct config *c)
 	free(c->dir);
 	free(c->path);
 	free(c);
-}
-
-struct config *
-cfg_ref(struct config *c)
-{
-	if (c != NULL)
-		__atomic_add_fetch(&c->refs, 1, __ATOMIC_RELAXED);
-	return c;
-}
-
-void
-cfg_unref(struct config *c)
-{
-	if (c == NULL)
-		return;
-	if (__atomic_sub_fetch(&c->refs, 1, __ATOMIC_ACQ_REL) == 0)
-		cfg_free(c);
 }

@@ -95,7 +95,6 @@ struct cfg_place {
 };
 
 struct config {
-	int			 refs;		/* atomic */
 	char			*path;		/* as given */
 	char			*dir;		/* its directory */
 	int			 workers;	/* 0 = one per CPU */
@@ -109,26 +108,20 @@ struct config {
 	bool			 watch_certificates;	/* reload on file change */
 	struct cfg_listener	*listeners;
 	size_t			 n_listeners;
-	/* The TLS set built from this configuration by tls.c: opaque here,
-	 * freed with the config through tls_free, so config.c needs no TLS
-	 * header (tls.c depends on config, never the other way). */
-	void			*tls;
-	void			(*tls_free)(void *);
 	struct cfg_place	*places;	/* where each setting was written */
 	size_t			 n_places;
 };
 
 
 /*
- * Load and check path.  Returns a config with refs == 1, or NULL after
+ * Load and check path.  Returns a config, or NULL after
  * adding at least one message to errs ("file:LINE: message", or
  * "file: message" when no line applies).  Warnings go to warns (may be
  * NULL).
  */
 struct config	*cfg_load(const char *path, struct strlist *errs,
 		    struct strlist *warns);
-struct config	*cfg_ref(struct config *c);
-void		 cfg_unref(struct config *c);	/* frees at 0, tls set included */
+void		 cfg_free(struct config *c);	/* NULL is fine */
 
 /*
  * "file:LINE: KEY" for a message about the setting whose key path fmt

@@ -24,6 +24,7 @@
 
 #include "certwatch.h"
 #include "config.h"
+#include "gen.h"
 #include "log.h"
 #include "master.h"
 #include "tls.h"
@@ -106,7 +107,7 @@ int
 main(int argc, char *argv[])
 {
 	struct strlist errs = { 0 }, warns = { 0 };
-	struct config *cfg;
+	struct gen *g;
 	const char *path = NULL;
 	int ch, test = 0, rc;
 
@@ -150,29 +151,29 @@ main(int argc, char *argv[])
 	mallopt(M_TRIM_THRESHOLD, 32 * 1024 * 1024);
 	mallopt(M_MMAP_THRESHOLD, 1024 * 1024);
 
-	cfg = master_load(path, &errs, &warns);
+	g = gen_load(path, &errs, &warns);
 	if (test) {
-		if (cfg != NULL)	/* as root: what `user` could not read */
-			certs_check_user(cfg, &warns);
+		if (g != NULL)	/* as root: what `user` could not read */
+			certs_check_user(g->cfg, &warns);
 		print_list(stderr, "", &errs);
 		print_list(stderr, "warning: ", &warns);
-		if (cfg == NULL) {
+		if (g == NULL) {
 			fprintf(stderr, "%s: configuration has errors\n", path);
 			rc = 1;
 		} else {
-			rc = tls_check_report(cfg, stdout) > 0;
+			rc = tls_check_report(g->cfg, stdout) > 0;
 			if (rc == 0)
 				printf("%s: configuration OK\n", path);
 			else
 				fprintf(stderr, "%s: certificate errors\n",
 				    path);
-			cfg_unref(cfg);
+			gen_unref(g);
 		}
 		strlist_free(&errs);
 		strlist_free(&warns);
 		return rc;
 	}
-	if (cfg == NULL) {
+	if (g == NULL) {
 		print_list(stderr, "", &errs);
 		fprintf(stderr, "%s: configuration has errors, not starting\n",
 		    path);
@@ -180,12 +181,13 @@ main(int argc, char *argv[])
 		strlist_free(&warns);
 		return 1;
 	}
-	log_init(cfg->log_level, cfg->log_format == LOG_FORMAT_JSON);
+	log_init(g->cfg->log_level,
+	    g->cfg->log_format == LOG_FORMAT_JSON);
 	cfg_log_warnings(&warns);
 	strlist_free(&errs);
 	strlist_free(&warns);
 	log_info("starttls-proxy %s starting (%s)", STP_VERSION, path);
-	rc = master_run(cfg);
-	cfg_unref(cfg);
+	rc = master_run(g);
+	gen_unref(g);
 	return rc;
 }

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "certwatch.h"
+#include "gen.h"
 #include "log.h"
 #include "master.h"
 #include "metrics_http.h"
@@ -43,7 +44,7 @@
 
 struct master {
 	uv_loop_t		*loop;
-	struct config		*cfg;
+	struct gen		*gen;		/* the running generation */
 	int			 nworkers;
 	struct worker		**w;
 	struct lsn_shared	*registry;
@@ -60,22 +61,6 @@ struct master {
 	uint64_t		 reloads_failed;
 	double			 last_good;	/* Unix seconds of the last load */
 };
-
-/* Load, check and build everything of a configuration; NULL on error
- * (logged, or printed by the caller). */
-struct config *
-master_load(const char *path, struct strlist *errs, struct strlist *warns)
-{
-	struct config *cfg;
-
-	if ((cfg = cfg_load(path, errs, warns)) == NULL)
-		return NULL;
-	if (tls_set_build(cfg, errs, warns) < 0 || errs->n > 0) {
-		cfg_unref(cfg);
-		return NULL;
-	}
-	return cfg;
-}
 
 static struct lsn_shared *
 registry_get(struct master *m, const char *name)
@@ -212,14 +197,15 @@ fd_limit_check(const struct config *cfg, int nworkers, int raise)
 }
 
 /*
- * Prepare one message per worker switching to cfg (old may be NULL): new
+ * Prepare one message per worker switching to g (old may be NULL): new
  * sockets for new addresses, kept ones for unchanged addresses.  Returns 0,
  * or -1 (logged) with nothing changed.
  */
 static int
-master_prepare(struct master *m, struct config *old, struct config *cfg,
+master_prepare(struct master *m, struct config *old, struct gen *g,
     struct worker_msg **msgs)
 {
+	const struct config *cfg = g->cfg;
 	size_t n = cfg->n_listeners, i, j;
 	long *keep = NULL;
 	int *fds = NULL, k, e;
@@ -284,7 +270,7 @@ master_prepare(struct master *m, struct config *old, struct config *cfg,
 			msg->keep[i] = keep[i];
 			msg->sh[i] = sh[i];
 		}
-		msg->cfg = cfg_ref(cfg);
+		msg->gen = gen_ref(g);
 	}
 	free(keep);
 	free(fds);
@@ -371,11 +357,12 @@ wall_now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* The served certificates of cfg, for their expiry gauge; NULL when
+/* The served certificates of g, for their expiry gauge; NULL when
  * there are none or no memory. */
 static struct stats_cert *
-metrics_certs(const struct config *cfg, size_t *n)
+metrics_certs(const struct gen *g, size_t *n)
 {
+	const struct config *cfg = g->cfg;
 	struct stats_cert *v;
 	struct tls_cert_info ci;
 	size_t li, i, max = 0;
@@ -386,7 +373,7 @@ metrics_certs(const struct config *cfg, size_t *n)
 	if (max == 0 || (v = calloc(max, sizeof(*v))) == NULL)
 		return NULL;
 	for (li = 0; li < cfg->n_listeners; li++)
-		for (i = 0; *n < max && tls_cert_info(cfg, li, i, &ci) == 0;
+		for (i = 0; *n < max && tls_cert_info(cfg, g->tls, li, i, &ci) == 0;
 		    i++) {
 			v[*n].listener = cfg->listeners[li].name;
 			v[*n].name = ci.n_names > 0 ? ci.names[0] : "";
@@ -401,7 +388,7 @@ static size_t
 metrics_render(void *arg, char *out, size_t size)
 {
 	struct master *m = arg;
-	const struct config *cfg = m->cfg;
+	const struct config *cfg = m->gen->cfg;
 	const char **names = NULL;
 	const struct stats **shards = NULL;
 	struct stats *totals = NULL;
@@ -445,7 +432,7 @@ metrics_render(void *arg, char *out, size_t size)
 	proc.reloads_ok = m->reloads_ok;
 	proc.reloads_failed = m->reloads_failed;
 	proc.reload_last_success = m->last_good;
-	proc.certs = certs = metrics_certs(cfg, &proc.n_certs);
+	proc.certs = certs = metrics_certs(m->gen, &proc.n_certs);
 	plen = stats_render_process(&proc, out + len, size - len);
 	len = plen > 0 ? len + plen : 0;
 done:
@@ -532,27 +519,29 @@ reload_config(struct master *m, const char *why)
 	struct strlist errs = { 0 }, warns = { 0 };
 	struct worker_msg **msgs;
 	struct config *cfg;
+	struct gen *g;
 	size_t i;
 	int k;
 
-	log_info("%s: reloading %s", why, m->cfg->path);
-	cfg = master_load(m->cfg->path, &errs, &warns);
+	log_info("%s: reloading %s", why, m->gen->cfg->path);
+	g = gen_load(m->gen->cfg->path, &errs, &warns);
 	for (i = 0; i < errs.n; i++)
 		log_error("%s", errs.v[i]);
 	cfg_log_warnings(&warns);
 	strlist_free(&errs);
 	strlist_free(&warns);
-	if (cfg == NULL) {
+	if (g == NULL) {
 		reload_failed(m);
 		return;
 	}
-	if (cfg->workers != m->cfg->workers)
+	cfg = g->cfg;
+	if (cfg->workers != m->gen->cfg->workers)
 		log_warnx("reload: workers cannot change without a restart "
 		    "(keeping %d)", m->nworkers);
 	if ((msgs = calloc((size_t)m->nworkers, sizeof(*msgs))) == NULL ||
-	    master_prepare(m, m->cfg, cfg, msgs) < 0) {
+	    master_prepare(m, m->gen->cfg, g, msgs) < 0) {
 		free(msgs);
-		cfg_unref(cfg);
+		gen_unref(g);
 		reload_failed(m);
 		return;
 	}
@@ -565,13 +554,13 @@ reload_config(struct master *m, const char *why)
 	log_init(cfg->log_level, cfg->log_format == LOG_FORMAT_JSON);
 	fd_limit_check(cfg, m->nworkers, 0);
 	stats_open(m, cfg);
-	cfg_unref(m->cfg);
-	m->cfg = cfg;
+	gen_unref(m->gen);
+	m->gen = g;
 	m->reloads_ok++;
 	m->last_good = wall_now();
 	certwatch_set(m->cw, cfg);
 	log_listeners(cfg);
-	certs_log(cfg);
+	certs_log(cfg, g->tls);
 	log_info("reload done");
 }
 
@@ -625,7 +614,8 @@ on_signal(uv_signal_t *h, int signum)
 		return;
 	}
 	log_info("%s: stopping; open sessions get up to %d s",
-	    signum == SIGTERM ? "SIGTERM" : "SIGINT", m->cfg->shutdown_timeout);
+	    signum == SIGTERM ? "SIGTERM" : "SIGINT",
+	    m->gen->cfg->shutdown_timeout);
 	m->stopping = 1;
 	notify_stopping();
 	stats_close(m);
@@ -661,8 +651,9 @@ on_done(uv_async_t *a)
 }
 
 int
-master_run(struct config *cfg)
+master_run(struct gen *g)
 {
+	const struct config *cfg = g->cfg;
 	struct master mm, *m = &mm;
 	struct worker_msg **msgs = NULL;
 	struct lsn_shared *sh, *next;
@@ -670,7 +661,7 @@ master_run(struct config *cfg)
 
 	memset(m, 0, sizeof(*m));
 	m->loop = uv_default_loop();
-	m->cfg = cfg_ref(cfg);
+	m->gen = gen_ref(g);
 	m->start_ms = uv_now(m->loop);
 	m->start_time = m->last_good = wall_now();
 	m->nworkers = cfg->workers > 0 ? cfg->workers :
@@ -693,7 +684,7 @@ master_run(struct config *cfg)
 	notify_init();
 
 	fd_limit_check(cfg, m->nworkers, 1);
-	if (master_prepare(m, NULL, cfg, msgs) < 0 ||
+	if (master_prepare(m, NULL, g, msgs) < 0 ||
 	    stats_open(m, cfg) < 0 || drop_privileges(cfg->user) < 0) {
 		for (k = 0; k < m->nworkers; k++)
 			worker_msg_free(msgs[k]);
@@ -727,7 +718,7 @@ master_run(struct config *cfg)
 		post_stop(m, 2);
 	} else {
 		log_listeners(cfg);
-		certs_log(cfg);
+		certs_log(cfg, g->tls);
 		if ((m->cw = certwatch_new(m->loop, on_cert_change, m)) != NULL)
 			certwatch_set(m->cw, cfg);
 		log_info("%d worker(s) running", m->nworkers);
@@ -751,6 +742,6 @@ out:
 	}
 	free(m->w);
 	free(msgs);
-	cfg_unref(m->cfg);
+	gen_unref(m->gen);
 	return rc;
 }

@@ -31,7 +31,6 @@
 #include "session.h"
 #include "session_int.h"
 #include "stats.h"
-#include "worker.h"
 
 #define CIN_CAP		(64 * 1024)	/* client plaintext not yet processed */
 #define BIN_CAP		(64 * 1024)	/* backend bytes not yet framed */
@@ -164,7 +163,7 @@ backend_queued_all(struct session *s)
 void
 sess_step_init(struct session *s, struct relay_in *in, struct relay_out *out)
 {
-	in->ms = uv_now(&s->w->loop);
+	in->ms = uv_now(s->ss->loop);
 	in->now = time(NULL);
 	in->client_full = client_queued(&s->cl) > HIGH_MARK;
 	in->backend_full = backend_queued_all(s) > HIGH_MARK;
@@ -289,13 +288,13 @@ sess_backend_failed(struct session *s, const char *why, const char *reply)
 static void
 start_tls(struct session *s)
 {
-	if (client_start_tls(&s->cl, s->cfg->tls, s->li) < 0) {
+	if (client_start_tls(&s->cl, s->gen->tls, s->li) < 0) {
 		sess_close(s, "tls setup failed");
 		return;
 	}
 	buf_consume(&s->cl.in, s->cl.in.len);	/* CVE-2011-0411 */
 	sess_enter(s, SS_HANDSHAKE);
-	s->hs_start_ms = uv_now(&s->w->loop);
+	s->hs_start_ms = uv_now(s->ss->loop);
 	sess_arm_timer(s);
 }
 
@@ -310,7 +309,7 @@ handshake_done(struct session *s)
 	stats_add(&s->st->hs_ok, 1);
 	stats_tls_session(s->st, s->tinfo.version, s->tinfo.cipher);
 	stats_hs_observe(s->st,
-	    (double)(uv_now(&s->w->loop) - s->hs_start_ms) / 1000.0);
+	    (double)(uv_now(s->ss->loop) - s->hs_start_ms) / 1000.0);
 	s->flags |= SF_TLS;
 	memset(&t, 0, sizeof(t));
 	t.version = s->tinfo.version;
@@ -409,7 +408,7 @@ stale_drain(struct session *s)
 
 	relay_stale(&s->r, s->be.in.len);
 	buf_consume(&s->be.in, s->be.in.len);
-	total = backend_drain(&s->be, s->w->rdbuf, sizeof(s->w->rdbuf),
+	total = backend_drain(&s->be, s->ss->rdbuf, sizeof(s->ss->rdbuf),
 	    STALE_DRAIN_MAX);
 	relay_stale(&s->r, total);
 	/* A backend gone while it was drained: no read event will come to
@@ -494,8 +493,8 @@ sess_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
 	(void)hint;
 	/* One read buffer per loop: every read callback consumes it fully
 	 * before returning. */
-	b->base = s->w->rdbuf;
-	b->len = sizeof(s->w->rdbuf);
+	b->base = s->ss->rdbuf;
+	b->len = sizeof(s->ss->rdbuf);
 }
 
 /* Does this state read the client at all (else: the backend first)? */
@@ -663,7 +662,7 @@ sess_linger(struct session *s)
 	 * exit within shutdown_timeout). */
 	if (s->cl.eof || (s->flags & SF_QUIT) ||
 	    (unread = client_unread(&s->cl)) < 0 ||
-	    (unread == 0 && s->w->stopping)) {
+	    (unread == 0 && s->ss->stopping)) {
 		sess_close(s, s->end ? s->end : "quit");
 		return;
 	}
@@ -788,7 +787,7 @@ sess_arm_timer(struct session *s)
 		break;
 	case SS_COMMANDS:
 	case SS_STARTTLS_DRAIN:
-		now = uv_now(&s->w->loop);
+		now = uv_now(s->ss->loop);
 		at = relay_deadline(&s->r);
 		uv_timer_start(&s->timer, on_timer, at > now ? at - now : 0,
 		    0);

@@ -18,6 +18,8 @@
 #include "backend.h"
 #include "client.h"
 #include "config.h"
+#include "gen.h"
+#include "session.h"
 #include "smtp_relay.h"
 #include "tls.h"
 
@@ -41,14 +43,14 @@ enum sess_state {
 #define SF_COUNTED		0x0010	/* holds a connection limit slot */
 #define SF_LINGER		0x0020	/* last reply sent: FIN, drain, close */
 #define SF_QUIT			0x0040	/* that last reply answered QUIT */
-#define SF_PREHEADER		0x0080	/* counted in w->n_preheader */
+#define SF_PREHEADER		0x0080	/* counted in ss->n_preheader */
 #define SF_FAILING		0x0100	/* failed mid-handshake: the reply waits
 					   in the queue for TLS to be up */
 
 struct session {
 	struct session		*next, *prev;
-	struct worker		*w;
-	struct config		*cfg;		/* ref held for the session's life */
+	struct sessions		*ss;		/* the loop's */
+	struct gen		*gen;		/* ref held for the session's life */
 	const struct cfg_listener *lc;
 	size_t			 li;
 	struct lsn_limits	*limits;

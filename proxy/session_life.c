@@ -16,12 +16,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "connlimits.h"
 #include "log.h"
 #include "proxyproto.h"
 #include "session.h"
 #include "session_int.h"
 #include "stats.h"
-#include "worker.h"
 
 #define PROXY_MAX	(16 + 1024)	/* bytes of a PROXY header, at most */
 
@@ -89,7 +89,7 @@ sess_on_closed(uv_handle_t *h)
 	client_free(&s->cl);
 	relay_free(&s->r);
 	backend_free(&s->be);
-	cfg_unref(s->cfg);
+	gen_unref(s->gen);
 	free(s);
 }
 
@@ -97,7 +97,7 @@ static void
 sess_log(struct session *s)
 {
 	char msgs[16], bin[24], bout[24], refs[16], dur[24];
-	uint64_t ms = uv_now(&s->w->loop) - s->start_ms;
+	uint64_t ms = uv_now(s->ss->loop) - s->start_ms;
 	int tls = (s->flags & SF_TLS) != 0;
 	const char *sni = s->cl.tls != NULL ? tls_conn_sni(s->cl.tls) : NULL;
 
@@ -134,14 +134,14 @@ sess_log(struct session *s)
 void
 sess_close(struct session *s, const char *why)
 {
-	struct worker *w = s->w;
+	struct sessions *ss = s->ss;
 
 	if (s->state == SS_CLOSED)
 		return;
 	if (s->end == NULL)
 		s->end = why;
 	if (s->flags & SF_PREHEADER)
-		w->n_preheader--;
+		ss->n_preheader--;
 	sess_enter(s, SS_CLOSED);
 	if (s->r.unsol_replies > 0 || s->r.stale_bytes > 0)
 		log_info("%s: dropped backend output nobody asked for: %u "
@@ -157,15 +157,16 @@ sess_close(struct session *s, const char *why)
 	if (s->prev != NULL)
 		s->prev->next = s->next;
 	else
-		w->sessions = s->next;
+		ss->head = s->next;
 	if (s->next != NULL)
 		s->next->prev = s->prev;
-	w->n_sessions--;
+	ss->n--;
 
 	uv_close((uv_handle_t *)&s->cl.tcp, sess_on_closed);
 	uv_close((uv_handle_t *)&s->timer, sess_on_closed);
 	backend_close(&s->be);
-	worker_session_gone(w);
+	if (ss->gone != NULL)
+		ss->gone(ss->gone_arg);
 }
 
 /* Connect to the backend; its greeting will fill the first slot. */
@@ -182,7 +183,7 @@ sess_backend_start(struct session *s)
 		sess_close(s, "out of memory");
 		return;
 	}
-	r = backend_connect(&s->be, &s->w->loop, &s->lc->backend.address,
+	r = backend_connect(&s->be, s->ss->loop, &s->lc->backend.address,
 	    &sess_backend_cb, s);
 	if (s->be.state != BE_NONE)
 		s->handles++;
@@ -207,7 +208,7 @@ sess_begin(struct session *s)
 	addr_text(&s->peer, s->peer_addr, sizeof(s->peer_addr), s->peer_port,
 	    sizeof(s->peer_port));
 	s->r.cfg.peer_v6 = s->peer.ss_family == AF_INET6;
-	if (s->w->stopping) {
+	if (s->ss->stopping) {
 		if (implicit) {
 			sess_close(s, "shutting down");
 			return;
@@ -233,7 +234,7 @@ sess_begin(struct session *s)
 		sess_backend_start(s);
 		return;
 	}
-	if (client_start_tls(&s->cl, s->cfg->tls, s->li) < 0) {
+	if (client_start_tls(&s->cl, s->gen->tls, s->li) < 0) {
 		sess_close(s, "tls setup failed");
 		return;
 	}
@@ -245,7 +246,7 @@ sess_begin(struct session *s)
 	}
 	buf_consume(&s->cl.in, s->cl.in.len);
 	sess_enter(s, SS_HANDSHAKE);
-	s->hs_start_ms = uv_now(&s->w->loop);
+	s->hs_start_ms = uv_now(s->ss->loop);
 	sess_arm_timer(s);
 	sess_pump(s);		/* starts reading the client */
 }
@@ -270,7 +271,7 @@ sess_proxy_header(struct session *s)
 	}
 	buf_consume(&s->cl.in, h.len);
 	s->flags &= ~SF_PREHEADER;
-	s->w->n_preheader--;
+	s->ss->n_preheader--;
 	if (!h.local) {
 		s->peer = h.src;
 		s->local = h.dst;
@@ -317,8 +318,9 @@ sess_relay_init(struct session *s)
 	rc.policy = &lc->policy;
 	rc.banner = lc->banner;
 	rc.backend = lc->backend.address.text;
-	rc.hostname = s->cfg->hostname[0] != '\0' ? s->cfg->hostname :
-	    s->w->hostname;
+	rc.hostname = s->gen->cfg->hostname[0] != '\0' ?
+	    s->gen->cfg->hostname :
+	    s->ss->hostname;
 	rc.listener = lc->name;
 	rc.id = s->id;
 	rc.peer_addr = s->peer_addr;
@@ -331,56 +333,53 @@ sess_relay_init(struct session *s)
 	rc.st = s->st;
 	rc.log = &sess_relay_log;
 	return relay_init(&s->r, &rc, lc->tls_mode == TLS_MODE_STARTTLS &&
-	    tls_listener_has_cert(s->cfg->tls, s->li));
+	    tls_listener_has_cert(s->gen->tls, s->li));
 }
 
-void
-session_accept(struct lsn *l, int fd)
+int
+session_accept(struct sessions *ss, size_t li, struct lsn_limits *limits,
+    struct stats *st, int fd)
 {
-	struct worker *w = l->w;
 	struct session *s;
 	int len;
 
-	if ((s = calloc(1, sizeof(*s))) == NULL) {
-		worker_refuse(l, fd, REFUSE_MEMORY);
-		return;
-	}
-	s->w = w;
-	s->cfg = cfg_ref(w->cfg);
-	s->li = l->li;
-	s->lc = &s->cfg->listeners[l->li];
-	s->limits = l->sh->limits;
-	s->st = &l->sh->shards[w->index];
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		return -1;
+	s->ss = ss;
+	s->gen = gen_ref(ss->gen);
+	s->li = li;
+	s->lc = &s->gen->cfg->listeners[li];
+	s->limits = limits;
+	s->st = st;
 	if (sess_relay_init(s) < 0) {
 		relay_free(&s->r);
-		cfg_unref(s->cfg);
+		gen_unref(s->gen);
 		free(s);
-		worker_refuse(l, fd, REFUSE_MEMORY);
-		return;
+		return -1;
 	}
 	stats_add(&s->st->conn_total, 1);
 	stats_add(&s->st->conn_active, 1);
-	s->start_ms = uv_now(&w->loop);
-	session_id(s->id, sizeof(s->id), w->index, ++w->next_id);
+	s->start_ms = uv_now(ss->loop);
+	session_id(s->id, sizeof(s->id), ss->index, ++ss->next_id);
 
-	uv_tcp_init(&w->loop, &s->cl.tcp);
+	uv_tcp_init(ss->loop, &s->cl.tcp);
 	s->cl.tcp.data = s;
-	client_init(&s->cl, s->id, w->wrbuf, sizeof(w->wrbuf),
+	client_init(&s->cl, s->id, ss->wrbuf, sizeof(ss->wrbuf),
 	    sess_on_client_written);
 	s->handles++;
-	uv_timer_init(&w->loop, &s->timer);
+	uv_timer_init(ss->loop, &s->timer);
 	s->timer.data = s;
 	s->handles++;
-	s->next = w->sessions;
-	if (w->sessions != NULL)
-		w->sessions->prev = s;
-	w->sessions = s;
-	w->n_sessions++;
+	s->next = ss->head;
+	if (ss->head != NULL)
+		ss->head->prev = s;
+	ss->head = s;
+	ss->n++;
 
 	if (uv_tcp_open(&s->cl.tcp, fd) < 0) {
 		close(fd);
 		sess_close(s, "accept failed");
-		return;
+		return 0;
 	}
 	len = sizeof(s->peer);
 	uv_tcp_getpeername(&s->cl.tcp, (struct sockaddr *)&s->peer, &len);
@@ -395,18 +394,19 @@ session_accept(struct lsn *l, int fd)
 		    s->peer_port, sizeof(s->peer_port));
 		/* The limits count real clients, known only from the header;
 		 * until then this worker holds at most max_connections. */
-		if (w->n_preheader >= (size_t)s->lc->limits.max_connections) {
+		if (ss->n_preheader >= (size_t)s->lc->limits.max_connections) {
 			stats_add(&s->st->conn_rejected_limit, 1);
 			sess_close(s, "too many connections without PROXY header");
-			return;
+			return 0;
 		}
-		w->n_preheader++;
+		ss->n_preheader++;
 		s->flags |= SF_PREHEADER;
 		sess_arm_timer(s);	/* SS_PROXY_HEADER: calloc's zero */
 		sess_update_reads(s);
-		return;
+		return 0;
 	}
 	sess_begin(s);
+	return 0;
 }
 
 void

@@ -283,10 +283,9 @@ tls_cert_facts(struct tls_cert *tc, X509 *x)
 }
 
 int
-tls_cert_info(const struct config *cfg, size_t li, size_t ci,
-    struct tls_cert_info *out)
+tls_cert_info(const struct config *cfg, const struct tls_set *set,
+    size_t li, size_t ci, struct tls_cert_info *out)
 {
-	const struct tls_set	*set = cfg->tls;
 	const struct tls_cert	*tc;
 
 	if (set == NULL || li >= set->n_lsn || ci >= set->lsn[li].n_certs ||
@@ -488,15 +487,8 @@ tls_lsn_index(struct tls_lsn *tl)
 	return 0;
 }
 
-/* For struct config, which frees the set without knowing its type. */
-static void
-tls_set_free_opaque(void *set)
-{
-	tls_set_free(set);
-}
-
-int
-tls_set_build(struct config *cfg, struct strlist *errs,
+struct tls_set *
+tls_set_build(const struct config *cfg, struct strlist *errs,
     struct strlist *warns)
 {
 	struct tls_set			*set;
@@ -511,7 +503,7 @@ tls_set_build(struct config *cfg, struct strlist *errs,
 		free(set);
 		strlist_add(errs, "%s: out of memory",
 		    cfg->path != NULL ? cfg->path : "tls");
-		return -1;
+		return NULL;
 	}
 	set->n_lsn = cfg->n_listeners;
 	for (li = 0; li < cfg->n_listeners; li++) {
@@ -535,13 +527,9 @@ tls_set_build(struct config *cfg, struct strlist *errs,
 	}
 	if (errs->n > nerr) {
 		tls_set_free(set);
-		return -1;
+		return NULL;
 	}
-	if (cfg->tls != NULL && cfg->tls_free != NULL)
-		cfg->tls_free(cfg->tls);
-	cfg->tls = set;
-	cfg->tls_free = tls_set_free_opaque;
-	return 0;
+	return set;
 }
 
 bool

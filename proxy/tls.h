@@ -31,20 +31,20 @@ struct tls_set;
 struct tls_conn;
 
 /*
- * Load every certificate and key of cfg, build the contexts and store the
- * set in cfg->tls.  Problems go to errs as "PATH: message" (missing,
- * unreadable, not a certificate, key does not match, bad cipher list,
- * client_ca unreadable).  An expired or not-yet-valid certificate goes to
- * warns as an error (SL_ERROR: it is served, opportunistic senders still
- * get encryption, but it is logged at error level).  Returns 0, or -1
- * when errs got something.
+ * Load every certificate and key of cfg and build the contexts.  Problems
+ * go to errs as "PATH: message" (missing, unreadable, not a certificate,
+ * key does not match, bad cipher list, client_ca unreadable).  An expired
+ * or not-yet-valid certificate goes to warns as an error (SL_ERROR: it is
+ * served, opportunistic senders still get encryption, but it is logged at
+ * error level).  Returns the set, or NULL when errs got something.  The
+ * set does not point into cfg.
  */
-int	tls_set_build(struct config *cfg, struct strlist *errs,
-	    struct strlist *warns);
+struct tls_set	*tls_set_build(const struct config *cfg, struct strlist *errs,
+		    struct strlist *warns);
 void	tls_set_free(struct tls_set *set);
 
 /* A served certificate, for the start/reload log lines and the expiry
- * metric.  Pointers live as long as cfg's TLS set. */
+ * metric.  Pointers live as long as cfg and set. */
 struct tls_cert_info {
 	const char		*path;
 	const char *const	*names;		/* the names it serves */
@@ -54,9 +54,10 @@ struct tls_cert_info {
 	time_t			 not_after;
 	const char		*sha256;	/* "AB:CD:..." of the DER */
 };
-/* Certificate ci of listener li of cfg (built); 0, or -1 if none. */
-int	tls_cert_info(const struct config *cfg, size_t li, size_t ci,
-	    struct tls_cert_info *out);
+/* Certificate ci of listener li of cfg, whose set is set; 0, or -1 if
+ * none. */
+int	tls_cert_info(const struct config *cfg, const struct tls_set *set,
+	    size_t li, size_t ci, struct tls_cert_info *out);
 
 /* Does listener li (index into cfg->listeners) have a certificate? */
 bool	tls_listener_has_cert(const struct tls_set *set, size_t li);

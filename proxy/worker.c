@@ -50,6 +50,12 @@
 #define REFUSE_LOG_MS	1000	/* at most one refusal line per worker */
 #define HEADROOM_MAX	16
 
+/* Why a connection was refused before it became a session. */
+enum refuse_reason { REFUSE_DESCRIPTORS = 0, REFUSE_MEMORY };
+
+/* The listener li of w's current configuration. */
+#define LSN_CFG(w, li)	(&(w)->ss.gen->cfg->listeners[(li)])
+
 /* --- accepting ------------------------------------------------------ */
 
 /*
@@ -89,13 +95,16 @@ refuse_log(struct worker *w, const char *listener, enum refuse_reason why)
 	uv_timer_start(&w->refuse_timer, on_refuse_timer, REFUSE_LOG_MS, 0);
 }
 
-void
-worker_refuse(struct lsn *l, int fd, enum refuse_reason why)
+/* Refuse the accepted connection fd of listener l: "421 4.7.0" where the
+ * listener speaks plaintext first, then close fd; counted in the
+ * listener's stats and logged at a bounded rate. */
+static void
+lsn_refuse(struct lsn *l, int fd, enum refuse_reason why)
 {
 	static const char reply[] =
 	    "421 4.7.0 Too many connections, try again later\r\n";
 	struct worker *w = l->w;
-	const struct cfg_listener *lc = &w->cfg->listeners[l->li];
+	const struct cfg_listener *lc = LSN_CFG(w, l->li);
 	struct stats *st = &l->sh->shards[w->index];
 
 	/* No plaintext on an implicit TLS port, nor before a PROXY header
@@ -154,7 +163,7 @@ static void
 lsn_pause(struct lsn *l)
 {
 	log_debug("listener %s: worker %d pauses accepting for %d ms",
-	    l->w->cfg->listeners[l->li].name, l->w->index, ACCEPT_BACKOFF_MS);
+	    LSN_CFG(l->w, l->li)->name, l->w->index, ACCEPT_BACKOFF_MS);
 	uv_poll_stop(&l->poll);
 	uv_timer_start(&l->backoff, on_backoff, ACCEPT_BACKOFF_MS, 0);
 }
@@ -177,7 +186,7 @@ lsn_refuse_spare(struct lsn *l)
 	fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 	e = errno;
 	if (fd >= 0)
-		worker_refuse(l, fd, REFUSE_DESCRIPTORS);
+		lsn_refuse(l, fd, REFUSE_DESCRIPTORS);
 	w->reserve_fd = reserve_open();
 	if (fd < 0)
 		return e == EAGAIN || e == EWOULDBLOCK ? 1 : -1;
@@ -198,9 +207,11 @@ lsn_accept(struct lsn *l)
 		fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd >= 0) {
 			if (!fd_headroom(fd, l->w->headroom))
-				worker_refuse(l, fd, REFUSE_DESCRIPTORS);
-			else
-				session_accept(l, fd);
+				lsn_refuse(l, fd, REFUSE_DESCRIPTORS);
+			else if (session_accept(&l->w->ss, l->li,
+			    l->sh->limits, &l->sh->shards[l->w->index],
+			    fd) < 0)
+				lsn_refuse(l, fd, REFUSE_MEMORY);
 			continue;
 		}
 		switch (errno) {
@@ -228,7 +239,7 @@ lsn_accept(struct lsn *l)
 				/* Counted and answered when the reserve
 				 * is back; logged now (rate-bounded). */
 				refuse_log(l->w,
-				    l->w->cfg->listeners[l->li].name,
+				    LSN_CFG(l->w, l->li)->name,
 				    REFUSE_DESCRIPTORS);
 				lsn_pause(l);
 				return;
@@ -237,12 +248,12 @@ lsn_accept(struct lsn *l)
 		case ENOBUFS:
 		case ENOMEM:
 			/* The connection stays queued; try again soon. */
-			refuse_log(l->w, l->w->cfg->listeners[l->li].name,
+			refuse_log(l->w, LSN_CFG(l->w, l->li)->name,
 			    REFUSE_MEMORY);
 			lsn_pause(l);
 			return;
 		default:
-			name = l->w->cfg->listeners[l->li].name;
+			name = LSN_CFG(l->w, l->li)->name;
 			log_warn("listener %s: accept", name);
 			lsn_pause(l);
 			return;
@@ -257,7 +268,7 @@ on_lsn_readable(uv_poll_t *p, int status, int events)
 
 	if (status < 0) {
 		log_warnx("listener %s: poll: %s",
-		    l->w->cfg->listeners[l->li].name, uv_strerror(status));
+		    LSN_CFG(l->w, l->li)->name, uv_strerror(status));
 		lsn_pause(l);
 		return;
 	}
@@ -288,7 +299,7 @@ lsn_close(struct lsn *l)
 static struct lsn *
 lsn_open(struct worker *w, size_t li, int fd, struct lsn_shared *sh)
 {
-	const struct cfg_listener *lc = &w->cfg->listeners[li];
+	const struct cfg_listener *lc = LSN_CFG(w, li);
 	struct lsn *l;
 	int r;
 
@@ -331,8 +342,7 @@ worker_msg_free(struct worker_msg *msg)
 		for (i = 0; i < msg->n; i++)
 			if (msg->fd[i] >= 0)
 				close(msg->fd[i]);
-	if (msg->cfg != NULL)
-		cfg_unref(msg->cfg);
+	gen_unref(msg->gen);
 	free(msg->fd);
 	free(msg->keep);
 	free(msg->sh);
@@ -351,10 +361,9 @@ worker_apply(struct worker *w, struct worker_msg *msg)
 		    w->index);
 		return;
 	}
-	if (w->cfg != NULL)
-		cfg_unref(w->cfg);
-	w->cfg = msg->cfg;
-	msg->cfg = NULL;
+	gen_unref(w->ss.gen);
+	w->ss.gen = msg->gen;
+	msg->gen = NULL;
 	for (i = 0; i < msg->n; i++) {
 		if (msg->keep[i] >= 0 && (size_t)msg->keep[i] < w->n_lsn &&
 		    w->lsn[msg->keep[i]] != NULL) {
@@ -393,10 +402,13 @@ worker_close_all(struct worker *w)
 		uv_close((uv_handle_t *)&w->refuse_timer, NULL);
 }
 
-void
-worker_session_gone(struct worker *w)
+/* A session has closed: the last one ends a graceful stop. */
+static void
+on_session_gone(void *arg)
 {
-	if (w->stopping && w->n_sessions == 0)
+	struct worker *w = arg;
+
+	if (w->ss.stopping && w->ss.n == 0)
 		worker_close_all(w);
 }
 
@@ -406,22 +418,22 @@ on_stop_timer(uv_timer_t *t)
 	struct worker *w = t->data;
 	struct session *s, *next;
 
-	if (w->stopping == 1) {
-		if (w->n_sessions > 0)
+	if (w->ss.stopping == 1) {
+		if (w->ss.n > 0)
 			log_info("worker %d: %zu session(s) left after the "
 			    "grace period, closing them with 421", w->index,
-			    w->n_sessions);
-		w->stopping = 2;
-		for (s = w->sessions; s != NULL; s = next) {
+			    w->ss.n);
+		w->ss.stopping = 2;
+		for (s = w->ss.head; s != NULL; s = next) {
 			next = session_next(s);
 			session_shutdown(s);
 		}
-		if (w->n_sessions > 0)
+		if (w->ss.n > 0)
 			uv_timer_start(&w->stop_timer, on_stop_timer,
 			    CLOSE_GRACE * 1000, 0);
 		return;
 	}
-	for (s = w->sessions; s != NULL; s = next) {
+	for (s = w->ss.head; s != NULL; s = next) {
 		next = session_next(s);
 		session_abort(s, "shutdown");
 	}
@@ -432,17 +444,17 @@ worker_stop(struct worker *w, int how)
 {
 	size_t i;
 
-	if (w->stopping && how == 1)
+	if (w->ss.stopping && how == 1)
 		return;
-	if (!w->stopping) {
+	if (!w->ss.stopping) {
 		for (i = 0; i < w->n_lsn; i++)
 			if (w->lsn[i] != NULL) {
 				lsn_close(w->lsn[i]);
 				w->lsn[i] = NULL;
 			}
-		w->stopping = 1;
+		w->ss.stopping = 1;
 	}
-	if (w->n_sessions == 0) {
+	if (w->ss.n == 0) {
 		worker_close_all(w);
 		return;
 	}
@@ -451,7 +463,7 @@ worker_stop(struct worker *w, int how)
 		return;
 	}
 	uv_timer_start(&w->stop_timer, on_stop_timer,
-	    (uint64_t)w->cfg->shutdown_timeout * 1000, 0);
+	    (uint64_t)w->ss.gen->cfg->shutdown_timeout * 1000, 0);
 }
 
 static void
@@ -471,7 +483,7 @@ on_async(uv_async_t *a)
 	for (i = 0; i < n; i++) {
 		if (msgs[i]->stop)
 			worker_stop(w, msgs[i]->stop);
-		else if (msgs[i]->cfg != NULL && !w->stopping)
+		else if (msgs[i]->gen != NULL && !w->ss.stopping)
 			worker_apply(w, msgs[i]);
 		worker_msg_free(msgs[i]);
 	}
@@ -523,8 +535,12 @@ worker_new(int index, struct worker_msg *msg, void (*done)(void *),
 		return NULL;
 	}
 	uv_mutex_init(&w->mu);
-	if (gethostname(w->hostname, sizeof(w->hostname) - 1) < 0)
-		strcpy(w->hostname, "localhost");
+	w->ss.loop = &w->loop;
+	w->ss.index = (unsigned)index;
+	w->ss.gone = on_session_gone;
+	w->ss.gone_arg = w;
+	if (gethostname(w->ss.hostname, sizeof(w->ss.hostname) - 1) < 0)
+		strcpy(w->ss.hostname, "localhost");
 	uv_timer_init(&w->loop, &w->stop_timer);
 	w->stop_timer.data = w;
 	uv_async_init(&w->loop, &w->async, on_async);
@@ -532,7 +548,7 @@ worker_new(int index, struct worker_msg *msg, void (*done)(void *),
 	uv_timer_init(&w->loop, &w->refuse_timer);
 	w->refuse_timer.data = w;
 	w->reserve_fd = reserve_open();
-	workers = msg->cfg->workers > 0 ? msg->cfg->workers :
+	workers = msg->gen->cfg->workers > 0 ? msg->gen->cfg->workers :
 	    (int)uv_available_parallelism();
 	w->headroom = workers < 1 ? 2 : workers >= HEADROOM_MAX ?
 	    HEADROOM_MAX : workers + 1;
@@ -566,8 +582,7 @@ worker_join_free(struct worker *w)
 	if (w->reserve_fd >= 0)
 		close(w->reserve_fd);
 	free(w->lsn);
-	if (w->cfg != NULL)
-		cfg_unref(w->cfg);
+	gen_unref(w->ss.gen);
 	uv_mutex_destroy(&w->mu);
 	free(w);
 }

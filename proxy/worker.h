@@ -12,11 +12,10 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "config.h"
 #include "connlimits.h"
+#include "gen.h"
+#include "session.h"
 #include "stats.h"
-
-struct session;
 
 /* Process-wide state of one listener name: kept across reloads. */
 struct lsn_shared {
@@ -35,30 +34,20 @@ struct lsn {
 	int			 fd;		/* the listening socket (owned) */
 	int			 handles;	/* open handles, freed at 0 */
 	struct worker		*w;
-	size_t			 li;		/* index in w->cfg->listeners */
+	size_t			 li;		/* index in the listeners of
+						 * w->ss.gen */
 	struct lsn_shared	*sh;
 };
-
-/* Why a connection was refused before it became a session. */
-enum refuse_reason { REFUSE_DESCRIPTORS = 0, REFUSE_MEMORY };
-
-/* Refuse the accepted connection fd of listener l: "421 4.7.0" where the
- * listener speaks plaintext first, then close fd; counted in the
- * listener's stats and logged at a bounded rate.  session.c calls it when
- * it cannot allocate a session. */
-void	worker_refuse(struct lsn *l, int fd, enum refuse_reason why);
 
 /* What the master posts to a worker. */
 struct worker_msg {
 	int			 stop;		/* 1 graceful, 2 now */
-	struct config		*cfg;		/* new config (a ref), or NULL */
-	size_t			 n;		/* = cfg->n_listeners */
+	struct gen		*gen;		/* new generation (a ref), or NULL */
+	size_t			 n;		/* = its cfg->n_listeners */
 	int			*fd;		/* per listener: new socket, or -1 */
 	long			*keep;		/* per listener: old index kept, or -1 */
 	struct lsn_shared	**sh;		/* per listener */
 };
-
-#define WORKER_RDBUF	(64 * 1024)
 
 struct worker {
 	uv_loop_t		 loop;
@@ -66,19 +55,13 @@ struct worker {
 	int			 index;
 	void			(*done)(void *);	/* loop ended */
 	void			*done_arg;
-	struct config		*cfg;		/* ref; what new sessions use */
 	struct lsn		**lsn;
 	size_t			 n_lsn;
-	struct session		*sessions;	/* list head */
-	size_t			 n_sessions;
-	size_t			 n_preheader;	/* waiting for a PROXY header */
-	uint64_t		 next_id;
 	int			 reserve_fd;	/* spare descriptor (worker.c) */
 	int			 headroom;	/* free descriptors a new session
 						 * needs to find (worker.c) */
 	uv_timer_t		 refuse_timer;	/* logs the refusals not logged */
 	uint64_t		 refuse_quiet;	/* refusals since, not logged */
-	int			 stopping;	/* 0, 1 grace, 2 421 sent */
 	uv_timer_t		 stop_timer;
 	uv_async_t		 async;
 	uv_mutex_t		 mu;		/* guards inbox */
@@ -86,9 +69,9 @@ struct worker {
 	size_t			 n_inbox;
 	uint64_t		 ping_want;	/* health: asked (atomic) */
 	uint64_t		 ping_seen;	/* health: answered (atomic) */
-	char			 hostname[256];
-	char			 rdbuf[WORKER_RDBUF];	/* every read lands here */
-	char			 wrbuf[WORKER_RDBUF];	/* TLS output on its way out */
+	struct sessions		 ss;		/* its sessions; ss.gen is what
+						 * new ones get, ss.stopping
+						 * the graceful stop */
 };
 
 /* Create worker index (not started); apply msg (the first config).
@@ -107,8 +90,5 @@ void		 worker_msg_free(struct worker_msg *msg);
  * highest seq it has answered. */
 void		 worker_ping(struct worker *w, uint64_t seq);
 uint64_t	 worker_pong(const struct worker *w);
-
-/* A session of w has closed (for the graceful stop). */
-void		 worker_session_gone(struct worker *w);
 
 #endif

@@ -31,16 +31,6 @@
 #include "tls.h"
 #include "unit.h"
 
-/*
- * config.c frees cfg->tls with tls_set_free(); tls.c is not linked by a
- * hand build.  Weak, so the real one wins when tls.c is in the link.
- */
-__attribute__((weak)) void
-tls_set_free(struct tls_set *s)
-{
-	(void)s;
-}
-
 static char	tmpdir[PATH_MAX];		/* realpath of mkdtemp's */
 static char	conf[PATH_MAX + 16];	/* tmpdir/t.conf */
 
@@ -200,7 +190,6 @@ test_full(void)
 	dump("warn", &warns);
 	if (c == NULL)
 		goto out;
-	ASSERT_EQ(c->refs, 1);
 	ASSERT_STR_EQ(c->path, conf);
 	ASSERT_STR_EQ(c->dir, tmpdir);
 	ASSERT_EQ(c->workers, 4);
@@ -213,7 +202,6 @@ test_full(void)
 	ASSERT_EQ(c->stats_listen.ss.ss_family, AF_INET);
 	ASSERT_FALSE(c->watch_certificates);
 	ASSERT_EQ(c->n_listeners, 2);
-	ASSERT_TRUE(c->tls == NULL);
 
 	l = &c->listeners[0];
 	ASSERT_STR_EQ(l->name, "mx");
@@ -296,13 +284,8 @@ test_full(void)
 	ASSERT_TRUE(l->backend.address.ss.ss_family == AF_INET ||
 	    l->backend.address.ss.ss_family == AF_INET6);
 
-	/* Reference counting: the last unref frees (ASan sees leaks). */
-	ASSERT_TRUE(cfg_ref(c) == c);
-	ASSERT_EQ(c->refs, 2);
-	cfg_unref(c);
-	ASSERT_EQ(c->refs, 1);
-	cfg_unref(c);
-	cfg_unref(NULL);
+	cfg_free(c);		/* ASan sees what it leaves */
+	cfg_free(NULL);
 out:
 	strlist_free(&errs);
 	strlist_free(&warns);
@@ -371,7 +354,7 @@ test_defaults(void)
 	ASSERT_EQ(l->limits.idle_timeout, 300);
 	ASSERT_EQ(l->limits.data_timeout, 3600);
 	ASSERT_EQ(l->limits.max_line, 4096);
-	cfg_unref(c);
+	cfg_free(c);
 out:
 	strlist_free(&errs);
 	strlist_free(&warns);
@@ -402,7 +385,7 @@ test_empty_tls(void)
 		dump("err", &errs);
 		if (c != NULL) {
 			ASSERT_EQ(c->listeners[0].tls.n_certs, 0);
-			cfg_unref(c);
+			cfg_free(c);
 		}
 		strlist_free(&errs);
 	}
@@ -682,7 +665,7 @@ test_errors(void)
 		line = t->marker != NULL ? line_of(t->text, t->marker) : 0;
 		ASSERT_MSG(&errs, line, t->msg);
 		UNIT_ROW("err_cases[%zu] (%s)", i, t->msg);
-		cfg_unref(c);
+		cfg_free(c);
 		strlist_free(&errs);
 		strlist_free(&warns);
 	}
@@ -785,7 +768,7 @@ test_unknown_keys(void)
 	    "(did you mean 'listeners[0].backend.address'?)");
 	ASSERT_MSG(&errs, 8, "unknown key "
 	    "'listeners[0].tls.certificates[0].chain'");
-	cfg_unref(c);
+	cfg_free(c);
 	strlist_free(&errs);
 
 	/* warns may be NULL */
@@ -810,7 +793,7 @@ test_warnings(void)
 	ASSERT_MSG(&warns, 2, "policy.require_client_cert with "
 	    "tls.verify_client \"none\"");
 	ASSERT_MSG(&warns, 2, "policy.require_tls without certificates");
-	cfg_unref(c);
+	cfg_free(c);
 	strlist_free(&errs);
 	strlist_free(&warns);
 }
@@ -870,7 +853,7 @@ test_relative_config_path(void)
 		    "unix:../run/b.sock");
 		snprintf(want, sizeof(want), "%s/ca/roots.pem", sub);
 		ASSERT_STR_EQ(c->listeners[0].tls.client_ca, want);
-		cfg_unref(c);
+		cfg_free(c);
 	}
 	if (chdir(cwd) == -1) {
 		perror("chdir");
@@ -1185,7 +1168,7 @@ test_where(void)
 	    (size_t)0, "ciphers"), want);
 	/* No config: the key alone */
 	ASSERT_STR_EQ(cfg_where(NULL, buf, sizeof(buf), "x.y"), "x.y");
-	cfg_unref(c);
+	cfg_free(c);
 out:
 	strlist_free(&errs);
 }

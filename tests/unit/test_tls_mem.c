@@ -46,6 +46,7 @@ static int	npass, nfail;
 } while (0)
 
 static char	tmpdir[64];
+static struct tls_set *tset;	/* the set of the test at hand */
 
 static char *
 tpath(const char *name, const char *ext)
@@ -169,7 +170,6 @@ newcfg(size_t nl)
 	struct config	*cfg;
 
 	cfg = calloc(1, sizeof(*cfg));
-	cfg->refs = 1;
 	cfg->path = strdup("test.conf");
 	cfg->listeners = calloc(nl, sizeof(*cfg->listeners));
 	cfg->n_listeners = nl;
@@ -182,7 +182,8 @@ freecfg(struct config *cfg)
 	struct cfg_listener	*l;
 	size_t			 li, ci, i;
 
-	tls_set_free(cfg->tls);
+	tls_set_free(tset);
+	tset = NULL;
 	for (li = 0; li < cfg->n_listeners; li++) {
 		l = &cfg->listeners[li];
 		for (ci = 0; ci < l->tls.n_certs; ci++) {
@@ -764,9 +765,10 @@ test_good(void)
 	l->tls.verify_client = VERIFY_OPTIONAL;
 	setlistener(&cfg->listeners[2], "plain", 0);
 
-	r = tls_set_build(cfg, &errs, &warns);
+	tset = tls_set_build(cfg, &errs, &warns);
+	r = tset != NULL ? 0 : -1;
 	dumplist("err", &errs);
-	CHECK(r == 0 && errs.n == 0 && cfg->tls != NULL, "build good set");
+	CHECK(r == 0 && errs.n == 0 && tset != NULL, "build good set");
 	exp = tpath("expired", "pem");
 	CHECK(haveline(&warns, exp, "expired"), "expired cert warned");
 	free(exp);
@@ -776,45 +778,45 @@ test_good(void)
 		strlist_free(&warns);
 		return;
 	}
-	CHECK(tls_listener_has_cert(cfg->tls, 0), "listener 0 has certs");
-	CHECK(!tls_listener_has_cert(cfg->tls, 2), "listener 2 has none");
-	CHECK(!tls_listener_has_cert(cfg->tls, 9), "no listener 9");
-	CHECK(tls_conn_new(cfg->tls, 2) == NULL, "no conn without certs");
+	CHECK(tls_listener_has_cert(tset, 0), "listener 0 has certs");
+	CHECK(!tls_listener_has_cert(tset, 2), "listener 2 has none");
+	CHECK(!tls_listener_has_cert(tset, 9), "no listener 9");
+	CHECK(tls_conn_new(tset, 2) == NULL, "no conn without certs");
 
-	check_sni(cfg->tls, "mx2.example.org", "mx2.example.org",
+	check_sni(tset, "mx2.example.org", "mx2.example.org",
 	    "mx2.example.org", "mx2.example.org");
-	check_sni(cfg->tls, "mx1.example.org", "mx1.example.org",
+	check_sni(tset, "mx1.example.org", "mx1.example.org",
 	    "mx1.example.org", "mx1.example.org");
-	check_sni(cfg->tls, NULL, "mx1.example.org", "mx1.example.org", NULL);
-	check_sni(cfg->tls, "unknown.example.org", "mx1.example.org",
+	check_sni(tset, NULL, "mx1.example.org", "mx1.example.org", NULL);
+	check_sni(tset, "unknown.example.org", "mx1.example.org",
 	    "mx1.example.org", "unknown.example.org");
-	check_sni(cfg->tls, "a.wild.example.org", "*.wild.example.org",
+	check_sni(tset, "a.wild.example.org", "*.wild.example.org",
 	    "*.wild.example.org", "a.wild.example.org");
-	check_sni(cfg->tls, "a.b.wild.example.org", "mx1.example.org",
+	check_sni(tset, "a.b.wild.example.org", "mx1.example.org",
 	    "mx1.example.org", "a.b.wild.example.org");
-	check_sni(cfg->tls, "wild.example.org", "mx1.example.org",
+	check_sni(tset, "wild.example.org", "mx1.example.org",
 	    "mx1.example.org", "wild.example.org");
-	check_sni(cfg->tls, "MX2.Example.ORG.", "mx2.example.org",
+	check_sni(tset, "MX2.Example.ORG.", "mx2.example.org",
 	    "mx2.example.org", "mx2.example.org");
-	check_sni(cfg->tls, "cn.example.org", "cn.example.org",
+	check_sni(tset, "cn.example.org", "cn.example.org",
 	    "cn.example.org", "cn.example.org");
 	/* Configured names replace the certificate's own. */
-	check_sni(cfg->tls, "old.example.org", "expired.example.org",
+	check_sni(tset, "old.example.org", "expired.example.org",
 	    "old.example.org", "old.example.org");
-	check_sni(cfg->tls, "expired.example.org", "mx1.example.org",
+	check_sni(tset, "expired.example.org", "mx1.example.org",
 	    "mx1.example.org", "expired.example.org");
 	/* Not a host name: treated as no SNI. */
-	check_sni(cfg->tls, "bad name!", "mx1.example.org",
+	check_sni(tset, "bad name!", "mx1.example.org",
 	    "mx1.example.org", NULL);
 
-	check_dual(cfg->tls, "RSA-PSS+SHA256:RSA+SHA256", 0, EVP_PKEY_RSA);
-	check_dual(cfg->tls, "ECDSA+SHA256", 0, EVP_PKEY_EC);
-	check_dual(cfg->tls, "RSA+SHA256", TLS1_2_VERSION, EVP_PKEY_RSA);
-	check_dual(cfg->tls, "ECDSA+SHA256:RSA+SHA256", TLS1_2_VERSION,
+	check_dual(tset, "RSA-PSS+SHA256:RSA+SHA256", 0, EVP_PKEY_RSA);
+	check_dual(tset, "ECDSA+SHA256", 0, EVP_PKEY_EC);
+	check_dual(tset, "RSA+SHA256", TLS1_2_VERSION, EVP_PKEY_RSA);
+	check_dual(tset, "ECDSA+SHA256:RSA+SHA256", TLS1_2_VERSION,
 	    EVP_PKEY_EC);
 
 	/* TLS 1.1 client against min_version TLSv1.2. */
-	r = pair_open(&p, cfg->tls, 0, &o11);
+	r = pair_open(&p, tset, 0, &o11);
 	CHECK(r != 0 && p.sfail, "TLS 1.1 refused");
 	CHECK(p.srv != NULL && strstr(tls_conn_error(p.srv),
 	    "unsupported protocol") != NULL, "reason: %s",
@@ -823,14 +825,14 @@ test_good(void)
 	    11) == 0, "reason prefix: %s", p.srv ? tls_conn_error(p.srv) : "");
 	pair_close(&p);
 
-	test_data(cfg->tls, 0);
-	test_data(cfg->tls, TLS1_2_VERSION);
-	test_reneg(cfg->tls);
-	test_hrr(cfg->tls);
-	test_trickle(cfg->tls);
-	test_resume(cfg->tls, 0);
-	test_resume(cfg->tls, TLS1_2_VERSION);
-	test_client_cert(cfg->tls);
+	test_data(tset, 0);
+	test_data(tset, TLS1_2_VERSION);
+	test_reneg(tset);
+	test_hrr(tset);
+	test_trickle(tset);
+	test_resume(tset, 0);
+	test_resume(tset, TLS1_2_VERSION);
+	test_client_cert(tset);
 
 	freecfg(cfg);
 	strlist_free(&errs);
@@ -911,7 +913,8 @@ test_ciphers(void)
 	cfg->listeners[4].tls.min_version = TLS1_1_VERSION;
 	setcert(&cfg->listeners[4].tls.certs[0], "mx1", "mx1", NULL, NULL);
 
-	r = tls_set_build(cfg, &errs, &warns);
+	tset = tls_set_build(cfg, &errs, &warns);
+	r = tset != NULL ? 0 : -1;
 	dumplist("err", &errs);
 	CHECK(r == 0 && errs.n == 0, "build cipher set");
 	if (r != 0)
@@ -923,23 +926,23 @@ test_ciphers(void)
 	o.ciphers = "ECDHE-ECDSA-AES256-GCM-SHA384:"
 	    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES128-GCM-SHA256:"
 	    "ECDHE-ECDSA-AES128-SHA256";
-	CHECK(try_cipher(cfg->tls, 0, &o, "TLSv1.2",
+	CHECK(try_cipher(tset, 0, &o, "TLSv1.2",
 	    "ECDHE-ECDSA-AES128-GCM-SHA256"), "TLS 1.2 default AES-128-GCM");
 	o.ciphers = "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-AES128-GCM-SHA256";
-	CHECK(try_cipher(cfg->tls, 0, &o, "TLSv1.2",
+	CHECK(try_cipher(tset, 0, &o, "TLSv1.2",
 	    "ECDHE-RSA-AES128-GCM-SHA256"), "TLS 1.2 RSA AES-128-GCM");
 	o.ciphers = "ECDHE-ECDSA-AES256-GCM-SHA384";
-	CHECK(try_cipher(cfg->tls, 0, &o, "TLSv1.2",
+	CHECK(try_cipher(tset, 0, &o, "TLSv1.2",
 	    "ECDHE-ECDSA-AES256-GCM-SHA384"), "TLS 1.2 AES-256-GCM served");
 	o.ciphers = "ECDHE-ECDSA-CHACHA20-POLY1305";
-	CHECK(try_cipher(cfg->tls, 0, &o, "TLSv1.2",
+	CHECK(try_cipher(tset, 0, &o, "TLSv1.2",
 	    "ECDHE-ECDSA-CHACHA20-POLY1305"), "TLS 1.2 ChaCha20 served");
 	/* No CBC (LUCKY13), no static RSA, no DHE by default. */
 	for (i = 0; i < sizeof(cbc) / sizeof(cbc[0]); i++) {
 		o.ciphers = cbc[i];
-		CHECK(!try_cipher(cfg->tls, 0, &o, NULL, NULL),
+		CHECK(!try_cipher(tset, 0, &o, NULL, NULL),
 		    "default refuses %s", cbc[i]);
-		CHECK(!try_cipher(cfg->tls, 1, &o, "TLSv1.2", NULL) ||
+		CHECK(!try_cipher(tset, 1, &o, "TLSv1.2", NULL) ||
 		    strstr(cbc[i], "ECDHE") != NULL,
 		    "old listener refuses non-ECDHE %s", cbc[i]);
 	}
@@ -948,61 +951,61 @@ test_ciphers(void)
 	memset(&o, 0, sizeof(o));
 	o.suites = "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:"
 	    "TLS_AES_128_GCM_SHA256";
-	CHECK(try_cipher(cfg->tls, 0, &o, "TLSv1.3", "TLS_AES_128_GCM_SHA256"),
+	CHECK(try_cipher(tset, 0, &o, "TLSv1.3", "TLS_AES_128_GCM_SHA256"),
 	    "TLS 1.3 default AES-128-GCM");
 	o.suites = "TLS_CHACHA20_POLY1305_SHA256";
-	CHECK(try_cipher(cfg->tls, 0, &o, "TLSv1.3",
+	CHECK(try_cipher(tset, 0, &o, "TLSv1.3",
 	    "TLS_CHACHA20_POLY1305_SHA256"), "TLS 1.3 ChaCha20 served");
 
 	/* The operator's lists replace the defaults, CBC included. */
 	memset(&o, 0, sizeof(o));
 	o.maxver = TLS1_2_VERSION;
-	CHECK(try_cipher(cfg->tls, 3, &o, "TLSv1.2",
+	CHECK(try_cipher(tset, 3, &o, "TLSv1.2",
 	    "ECDHE-ECDSA-AES256-GCM-SHA384"), "custom ciphers");
 	o.ciphers = "ECDHE-ECDSA-AES128-SHA";
-	CHECK(try_cipher(cfg->tls, 3, &o, "TLSv1.2", "ECDHE-ECDSA-AES128-SHA"),
+	CHECK(try_cipher(tset, 3, &o, "TLSv1.2", "ECDHE-ECDSA-AES128-SHA"),
 	    "custom CBC");
 	memset(&o, 0, sizeof(o));
-	CHECK(try_cipher(cfg->tls, 3, &o, "TLSv1.3",
+	CHECK(try_cipher(tset, 3, &o, "TLSv1.3",
 	    "TLS_CHACHA20_POLY1305_SHA256"), "custom suites");
 
 	/* TLS 1.0 and 1.1: refused by default, served when allowed, with an
 	 * EC key (SHA-1 signature) and an RSA key (MD5+SHA-1). */
 	memset(&o, 0, sizeof(o));
 	o.maxver = TLS1_VERSION;
-	CHECK(!try_cipher(cfg->tls, 0, &o, NULL, NULL), "TLS 1.0 refused");
-	CHECK(try_cipher(cfg->tls, 1, &o, "TLSv1", "ECDHE-ECDSA-AES128-SHA"),
+	CHECK(!try_cipher(tset, 0, &o, NULL, NULL), "TLS 1.0 refused");
+	CHECK(try_cipher(tset, 1, &o, "TLSv1", "ECDHE-ECDSA-AES128-SHA"),
 	    "TLS 1.0 EC");
-	CHECK(try_cipher(cfg->tls, 2, &o, "TLSv1", "ECDHE-RSA-AES128-SHA"),
+	CHECK(try_cipher(tset, 2, &o, "TLSv1", "ECDHE-RSA-AES128-SHA"),
 	    "TLS 1.0 RSA");
-	CHECK(!try_cipher(cfg->tls, 4, &o, NULL, NULL),
+	CHECK(!try_cipher(tset, 4, &o, NULL, NULL),
 	    "TLS 1.0 refused by TLSv1.1");
 	o.maxver = TLS1_1_VERSION;
-	CHECK(!try_cipher(cfg->tls, 0, &o, NULL, NULL), "TLS 1.1 refused");
-	CHECK(try_cipher(cfg->tls, 1, &o, "TLSv1.1", "ECDHE-ECDSA-AES128-SHA"),
+	CHECK(!try_cipher(tset, 0, &o, NULL, NULL), "TLS 1.1 refused");
+	CHECK(try_cipher(tset, 1, &o, "TLSv1.1", "ECDHE-ECDSA-AES128-SHA"),
 	    "TLS 1.1 EC");
-	CHECK(try_cipher(cfg->tls, 2, &o, "TLSv1.1", "ECDHE-RSA-AES128-SHA"),
+	CHECK(try_cipher(tset, 2, &o, "TLSv1.1", "ECDHE-RSA-AES128-SHA"),
 	    "TLS 1.1 RSA");
-	CHECK(try_cipher(cfg->tls, 4, &o, "TLSv1.1", "ECDHE-ECDSA-AES128-SHA"),
+	CHECK(try_cipher(tset, 4, &o, "TLSv1.1", "ECDHE-ECDSA-AES128-SHA"),
 	    "TLS 1.1 on TLSv1.1");
 
 	/* The same listeners keep AEAD and the security level for TLS 1.2:
 	 * no SHA-1 signature there. */
 	memset(&o, 0, sizeof(o));
-	CHECK(try_cipher(cfg->tls, 1, &o, "TLSv1.3", "TLS_AES_128_GCM_SHA256"),
+	CHECK(try_cipher(tset, 1, &o, "TLSv1.3", "TLS_AES_128_GCM_SHA256"),
 	    "old listener TLS 1.3");
 	o.maxver = TLS1_2_VERSION;
-	CHECK(try_cipher(cfg->tls, 1, &o, "TLSv1.2",
+	CHECK(try_cipher(tset, 1, &o, "TLSv1.2",
 	    "ECDHE-ECDSA-AES128-GCM-SHA256"), "old listener TLS 1.2 AEAD");
 	o.ciphers = "DEFAULT:@SECLEVEL=0";
 	o.sigalgs = "ECDSA+SHA1";
-	CHECK(!try_cipher(cfg->tls, 1, &o, NULL, NULL),
+	CHECK(!try_cipher(tset, 1, &o, NULL, NULL),
 	    "old listener refuses TLS 1.2 SHA-1 signatures (EC)");
 	o.sigalgs = "RSA+SHA1";
-	CHECK(!try_cipher(cfg->tls, 2, &o, NULL, NULL),
+	CHECK(!try_cipher(tset, 2, &o, NULL, NULL),
 	    "old listener refuses TLS 1.2 SHA-1 signatures (RSA)");
 	o.sigalgs = "ECDSA+SHA256";
-	CHECK(try_cipher(cfg->tls, 1, &o, "TLSv1.2", NULL),
+	CHECK(try_cipher(tset, 1, &o, "TLSv1.2", NULL),
 	    "old listener TLS 1.2 SHA-256 signature");
  out:
 	freecfg(cfg);
@@ -1056,8 +1059,9 @@ test_bad(void)
 	free(l->tls.ciphersuites);
 	l->tls.ciphersuites = strdup("TLS_NO_SUCH_SUITE");
 
-	r = tls_set_build(cfg, &errs, &warns);
-	CHECK(r == -1 && cfg->tls == NULL, "bad set refused");
+	tset = tls_set_build(cfg, &errs, &warns);
+	r = tset != NULL ? 0 : -1;
+	CHECK(r == -1 && tset == NULL, "bad set refused");
 
 	p = tpath("mx1", "pem");
 	CHECK(haveline(&errs, p, "does not match"), "mismatch names path");
