@@ -1,7 +1,9 @@
 /*
  * smtp_relay - the SMTP dialogue, pure: commands and policy, reply slots,
- * message content, BDAT, EHLO rewriting, XCLIENT, Received:, the STARTTLS
- * window.  See smtp_relay.h for the contract with the transport.
+ * backend replies, EHLO rewriting, XCLIENT, the STARTTLS window, failure.
+ * Message content (DATA, BDAT, Received:) and the deadlines are in
+ * smtp_relay_data.c (smtp_relay_int.h is what the two share).  See
+ * smtp_relay.h for the contract with the transport.
  *
  * Every client command takes a reply slot in command order; the backend's
  * replies fill the oldest slot waiting for one; the proxy's own replies
@@ -16,33 +18,19 @@
 #include <string.h>
 
 #include "proxyproto.h"
-#include "received.h"
 #include "smtp_ehlo.h"
 #include "smtp_relay.h"
+#include "smtp_relay_int.h"
 #include "stats.h"
-
-#define RF_TLS		0x0001	/* the handshake is done */
-#define RF_ESMTP	0x0002	/* the client said EHLO */
-#define RF_BDAT_TX	0x0004	/* this BDAT transaction has its header */
-#define RF_HDR_PENDING	0x0008	/* Received: goes before the next content */
-#define RF_XPROBE	0x0010	/* our EHLO to learn XCLIENT pending */
-#define RF_BE_XCLIENT	0x0020	/* backend offers XCLIENT */
-#define RF_XSENT	0x0040	/* XCLIENT sent on this backend connection */
-#define RF_XHOLD	0x0080	/* XCLIENT's reply pending: hold the rest */
-#define RF_STALE	0x0100	/* STARTTLS taken: backend bytes are stale
-				   until the first command after TLS */
-#define RF_BE_GONE	0x0200	/* no backend any more */
-#define RF_FAILED	0x0400	/* relay_fail(): nothing more is read */
 
 static void	nolog(const char *fmt, ...) { (void)fmt; }
 static void	nolog_kv(int level, const char *event, ...)
 { (void)level; (void)event; }
 static const struct relay_log relay_nolog = { nolog, nolog, nolog_kv };
 
-#define LOG(r)	((r)->cfg.log)
-
-static void
-fail(struct relay_out *out, const char *why, const char *reply, bool backend)
+void
+rly_fail(struct relay_out *out, const char *why, const char *reply,
+    bool backend)
 {
 	out->ev |= RELAY_EV_FAIL;
 	out->why = why;
@@ -81,8 +69,8 @@ log_message(struct smtp_relay *r, const char *text, size_t len)
 }
 
 /* A command the proxy refused itself (policy): counted, one line. */
-static void
-log_refusal(struct smtp_relay *r, enum smtp_verb verb, int code,
+void
+rly_log_refusal(struct smtp_relay *r, enum smtp_verb verb, int code,
     const char *enh, enum policy_reason reason)
 {
 	char c[8];
@@ -107,9 +95,10 @@ log_refusal(struct smtp_relay *r, enum smtp_verb verb, int code,
 /* --- slots and output -------------------------------------------------- */
 
 /* Queue the proxy's own reply "CODE ENH TEXT" in the next slot. */
-static void
-reply_local(struct smtp_relay *r, struct relay_out *out, enum smtp_verb verb,
-    uint16_t flags, int code, const char *enh, const char *text)
+void
+rly_reply_local(struct smtp_relay *r, struct relay_out *out,
+    enum smtp_verb verb, uint16_t flags, int code, const char *enh,
+    const char *text)
 {
 	char line[512];
 	int n;
@@ -123,8 +112,8 @@ reply_local(struct smtp_relay *r, struct relay_out *out, enum smtp_verb verb,
 
 /* A slot for a command the backend will answer; the clock of its reply
  * timeout starts now when nothing else is waiting.  -1 when full. */
-static int
-push_backend(struct smtp_relay *r, const struct relay_in *in,
+int
+rly_push_backend(struct smtp_relay *r, const struct relay_in *in,
     struct relay_out *out, enum smtp_verb verb, uint16_t flags)
 {
 	if (r->rq.nwait == 0)
@@ -137,8 +126,8 @@ push_backend(struct smtp_relay *r, const struct relay_in *in,
 }
 
 /* Bytes for the backend: after XCLIENT, held until its reply. */
-static int
-relay_send(struct smtp_relay *r, struct relay_out *out, const char *p,
+int
+rly_send(struct smtp_relay *r, struct relay_out *out, const char *p,
     size_t len)
 {
 	struct buf *b = (r->flags & RF_XHOLD) ? &r->held : out->to_backend;
@@ -150,8 +139,8 @@ relay_send(struct smtp_relay *r, struct relay_out *out, const char *p,
 	return 0;
 }
 
-static int
-forward_line(struct smtp_relay *r, struct relay_out *out, const char *line,
+int
+rly_forward_line(struct smtp_relay *r, struct relay_out *out, const char *line,
     size_t len)
 {
 	/* The first command after TLS: what the backend sent before it is
@@ -160,8 +149,8 @@ forward_line(struct smtp_relay *r, struct relay_out *out, const char *line,
 		r->flags &= ~RF_STALE;
 		out->ev |= RELAY_EV_DRAIN;
 	}
-	if (relay_send(r, out, line, len) < 0 ||
-	    relay_send(r, out, "\r\n", 2) < 0)
+	if (rly_send(r, out, line, len) < 0 ||
+	    rly_send(r, out, "\r\n", 2) < 0)
 		return -1;
 	r->bytes_in += len + 2;
 	return 0;
@@ -172,33 +161,8 @@ forward_cmd(struct smtp_relay *r, const struct relay_in *in,
     struct relay_out *out, enum smtp_verb verb, uint16_t flags,
     const char *line, size_t len)
 {
-	if (push_backend(r, in, out, verb, flags) == 0)
-		(void)forward_line(r, out, line, len);
-}
-
-/* The Received: header for this session's next message; its length. */
-static size_t
-make_received(struct smtp_relay *r, const struct relay_in *in, char *hdr,
-    size_t size, int esmtp)
-{
-	struct received_info ri;
-
-	memset(&ri, 0, sizeof(ri));
-	ri.helo = r->helo;
-	ri.client_addr = r->cfg.peer_addr;
-	ri.by_host = r->cfg.hostname;
-	ri.listener = r->cfg.listener;
-	ri.session_id = r->cfg.id;
-	if (r->flags & RF_TLS) {
-		ri.tls_version = r->tls.version;
-		ri.cipher = r->tls.cipher;
-		ri.cipher_bits = r->tls.cipher_bits;
-		ri.sni = r->tls.sni;
-		ri.client_subject = r->tls.client_subject;
-	}
-	ri.esmtp = esmtp;
-	ri.now = in->now;
-	return received_header(&ri, hdr, size);
+	if (rly_push_backend(r, in, out, verb, flags) == 0)
+		(void)rly_forward_line(r, out, line, len);
 }
 
 /* --- backend replies --------------------------------------------------- */
@@ -278,8 +242,8 @@ backend_reply(struct smtp_relay *r, const struct relay_in *in,
 		replen = smtp_ehlo_rewrite(text, rp->len, flags, buf,
 		    2 * rp->len + 16, &seen);
 		if (replen == 0) {
-			fail(out, "EHLO reply rewrite failed", R421_INTERNAL,
-			    false);
+			rly_fail(out, "EHLO reply rewrite failed",
+			    R421_INTERNAL, false);
 			free(buf);
 			return;
 		}
@@ -329,9 +293,9 @@ backend_reply(struct smtp_relay *r, const struct relay_in *in,
 		/* Learn whether the backend offers XCLIENT (after the fill:
 		 * a push may move the slots). */
 		n = snprintf(ehlo, sizeof(ehlo), "EHLO %s", r->cfg.hostname);
-		if (push_backend(r, in, out, SMTP_V_EHLO, RS_SWALLOW) < 0)
+		if (rly_push_backend(r, in, out, SMTP_V_EHLO, RS_SWALLOW) < 0)
 			return;
-		(void)forward_line(r, out, ehlo, (size_t)n);
+		(void)rly_forward_line(r, out, ehlo, (size_t)n);
 		r->flags |= RF_XPROBE;
 	}
 	return;
@@ -365,7 +329,7 @@ relay_backend_step(struct smtp_relay *r, const struct relay_in *in,
 	if (st != SMTP_OK) {
 		LOG(r)->warnx("%s: malformed reply from backend %s",
 		    r->cfg.id, r->cfg.backend);
-		fail(out, "backend protocol error", R421_PROTOCOL, true);
+		rly_fail(out, "backend protocol error", R421_PROTOCOL, true);
 		return 1;
 	}
 	if ((slot = replyq_waiting(&r->rq)) == NULL) {
@@ -374,7 +338,8 @@ relay_backend_step(struct smtp_relay *r, const struct relay_in *in,
 		r->unsol_bytes += rp.len;
 		if (r->unsol_bytes > RELAY_UNSOLICITED_MAX) {
 			*used = len;
-			fail(out, "backend keeps sending unsolicited output",
+			rly_fail(out,
+			    "backend keeps sending unsolicited output",
 			    R421_PROTOCOL, true);
 			return 1;
 		}
@@ -388,43 +353,6 @@ relay_backend_step(struct smtp_relay *r, const struct relay_in *in,
 }
 
 /* --- client commands --------------------------------------------------- */
-
-static void
-do_bdat(struct smtp_relay *r, const struct relay_in *in,
-    struct relay_out *out, const struct smtp_cmd *cmd, const char *line,
-    size_t len)
-{
-	uint64_t size;
-	int last, n;
-	char hdr[RECEIVED_MAX], head[64];
-	size_t hl = 0;
-
-	if (smtp_bdat_parse(cmd->arg, cmd->arglen, &size, &last) < 0) {
-		reply_local(r, out, SMTP_V_BDAT, 0, 501, "5.5.4",
-		    "Syntax error in BDAT parameters");
-		return;
-	}
-	if (push_backend(r, in, out, SMTP_V_BDAT, last ? RS_MSGEND : 0) < 0)
-		return;
-	if (r->cfg.received_header && !(r->flags & RF_BDAT_TX))
-		hl = make_received(r, in, hdr, sizeof(hdr), 1);
-	if (hl > 0) {
-		n = snprintf(head, sizeof(head), "BDAT %" PRIu64 "%s",
-		    size + hl, last ? " LAST" : "");
-		if (forward_line(r, out, head, (size_t)n) < 0 ||
-		    relay_send(r, out, hdr, hl) < 0)
-			return;
-		r->flags |= RF_BDAT_TX;
-	} else
-		(void)forward_line(r, out, line, len);
-	if (last)
-		r->flags &= ~RF_BDAT_TX;
-	if (size > 0) {
-		r->bdat_left = size;
-		r->in = RIN_BDAT;
-		r->t_content = r->t_content_last = in->ms;
-	}
-}
 
 /*
  * Tell a Postfix-style backend who the client is (XCLIENT, sent only when
@@ -458,28 +386,10 @@ send_xclient(struct smtp_relay *r, const struct relay_in *in,
 	    line, sizeof(line));
 	if (n == 0)
 		return;
-	if (push_backend(r, in, out, SMTP_V_XCLIENT, RS_SWALLOW) < 0 ||
-	    forward_line(r, out, line, n) < 0)
+	if (rly_push_backend(r, in, out, SMTP_V_XCLIENT, RS_SWALLOW) < 0 ||
+	    rly_forward_line(r, out, line, n) < 0)
 		return;
 	r->flags |= RF_XHOLD;
-}
-
-/* A refused BDAT's chunk still follows: drop it, never parse it as
- * commands (RFC 3030 §2). */
-static void
-bdat_refused(struct smtp_relay *r, const struct relay_in *in,
-    const struct smtp_cmd *cmd)
-{
-	uint64_t size;
-	int last;
-
-	if (cmd->verb == SMTP_V_BDAT &&
-	    smtp_bdat_parse(cmd->arg, cmd->arglen, &size, &last) == 0 &&
-	    size > 0) {
-		r->bdat_left = size;
-		r->in = RIN_BDAT_DISCARD;
-		r->t_content = r->t_content_last = in->ms;
-	}
 }
 
 static void
@@ -495,14 +405,14 @@ handle_command(struct smtp_relay *r, const struct relay_in *in,
 
 	if (v.action == POLICY_REPLY) {
 		if (v.reason != PR_PROTOCOL)
-			log_refusal(r, cmd.verb, v.code, v.enh, v.reason);
-		reply_local(r, out, cmd.verb, 0, v.code, v.enh, v.text);
-		bdat_refused(r, in, &cmd);
+			rly_log_refusal(r, cmd.verb, v.code, v.enh, v.reason);
+		rly_reply_local(r, out, cmd.verb, 0, v.code, v.enh, v.text);
+		rly_bdat_refused(r, in, &cmd);
 		return;
 	}
 	if (v.action == POLICY_STARTTLS) {
-		reply_local(r, out, SMTP_V_STARTTLS, RS_STARTTLS, 220, "2.0.0",
-		    "Ready to start TLS");
+		rly_reply_local(r, out, SMTP_V_STARTTLS, RS_STARTTLS, 220,
+		    "2.0.0", "Ready to start TLS");
 		/* CVE-2011-0411: what follows STARTTLS is not a command. */
 		r->in = RIN_IGNORE;
 		*used = avail;
@@ -546,12 +456,12 @@ handle_command(struct smtp_relay *r, const struct relay_in *in,
 		r->in = RIN_DATA_WAIT;
 		break;
 	case SMTP_V_BDAT:
-		do_bdat(r, in, out, &cmd, line, len);
+		rly_bdat_command(r, in, out, &cmd, line, len);
 		break;
 	case SMTP_V_QUIT:
 		if ((r->flags & RF_BE_GONE) || policy_tls_insufficient(
 		    r->cfg.policy, &r->facts) != PR_NONE)
-			reply_local(r, out, SMTP_V_QUIT, RS_CLOSE, 221,
+			rly_reply_local(r, out, SMTP_V_QUIT, RS_CLOSE, 221,
 			    "2.0.0", "Bye");
 		else
 			forward_cmd(r, in, out, SMTP_V_QUIT, RS_CLOSE, line,
@@ -581,11 +491,11 @@ client_command(struct smtp_relay *r, const struct relay_in *in,
 		 * a whole command behind it: go round again. */
 		return *used > 0;
 	case SMTP_TOOLONG:
-		reply_local(r, out, SMTP_V_UNKNOWN, 0, 500, "5.5.2",
+		rly_reply_local(r, out, SMTP_V_UNKNOWN, 0, 500, "5.5.2",
 		    "Line too long");
 		break;
 	case SMTP_INVALID:
-		reply_local(r, out, SMTP_V_UNKNOWN, 0, 500, "5.5.2",
+		rly_reply_local(r, out, SMTP_V_UNKNOWN, 0, 500, "5.5.2",
 		    "Syntax error (NUL or bare CR in command)");
 		break;
 	case SMTP_OK:
@@ -595,104 +505,6 @@ client_command(struct smtp_relay *r, const struct relay_in *in,
 	r->t_active = in->ms;
 	out->ev |= RELAY_EV_REARM;
 	return 1;
-}
-
-/*
- * Message content after DATA's 354.  A CR that ends the input is held
- * back, unread by the scanner, until the next byte shows whether it
- * starts a CRLF: a backend must never get a CR that the proxy later finds
- * bare (a legacy parser may take "\r\n.\r" as the end of the message, and
- * whatever the client sends next as commands).
- */
-static int
-client_data(struct smtp_relay *r, const struct relay_in *in, const char *p,
-    size_t len, size_t *used, struct relay_out *out)
-{
-	char hdr[RECEIVED_MAX];
-	size_t n, fwd, bare_at, hl, avail = len;
-	int ended = 0;
-
-	if (p[avail - 1] == '\r' && --avail == 0)
-		return 0;
-	if (r->flags & RF_HDR_PENDING) {
-		r->flags &= ~RF_HDR_PENDING;
-		hl = make_received(r, in, hdr, sizeof(hdr),
-		    (r->flags & RF_ESMTP) != 0);
-		if (hl > 0 && relay_send(r, out, hdr, hl) < 0)
-			return 0;
-	}
-	out->ev |= RELAY_EV_BULK_ON;
-	r->t_content_last = in->ms;
-	n = smtp_datascan_feed(&r->ds, p, avail, &ended, &bare_at);
-	/* The scan ended on a CR and the held-back CR follows it: that
-	 * one is bare, though the scanner learns so only from the next
-	 * byte.  Never forward it ("\r\n.\r" may end a message). */
-	if (bare_at == (size_t)-1 && !ended && avail < len &&
-	    p[avail - 1] == '\r')
-		bare_at = avail;
-	fwd = n;
-	if (r->in == RIN_DATA && bare_at != (size_t)-1 &&
-	    r->cfg.policy->bare_newline == BARE_NEWLINE_REJECT) {
-		/* Smuggling defence: the backend gets nothing from the
-		 * first bare CR/LF on, so never this message's end. */
-		fwd = bare_at;
-		if (fwd > 0 && p[fwd - 1] == '\r')
-			fwd--;
-		r->in = RIN_DATA_POISONED;
-		LOG(r)->info("%s: bare CR or LF in message content from %s",
-		    r->cfg.id, r->cfg.peer_addr);
-	}
-	if (r->in == RIN_DATA || fwd < n) {
-		if (r->flags & RF_XHOLD) {
-			if (relay_send(r, out, p, fwd) < 0)
-				return 0;
-		} else {
-			/* Straight from the input to the socket. */
-			out->fwd = p;
-			out->fwd_len = fwd;
-		}
-		r->bytes_in += fwd;
-		r->env.msg_size += fwd;
-	}
-	*used = n;
-	if (!ended)
-		return 1;
-	out->ev |= RELAY_EV_BULK_OFF;
-	if (r->in == RIN_DATA) {
-		r->in = RIN_CMD;
-		r->env.msg_size -= r->env.msg_size >= 3 ? 3 :
-		    r->env.msg_size;		/* ".\r\n" */
-		(void)push_backend(r, in, out, SMTP_V_DATA, RS_MSGEND);
-		return 1;
-	}
-	/* Poisoned: refuse it and drop the backend, which still waits for
-	 * the end of this message and so never completes it. */
-	log_refusal(r, SMTP_V_DATA, 554, "5.5.2", PR_BARE_NEWLINE);
-	reply_local(r, out, SMTP_V_DATA, 0, 554, "5.5.2",
-	    "Message refused: bare CR or LF in message content");
-	fail(out, "smuggling attempt refused", R421_REFUSED_MSG, false);
-	return 1;
-}
-
-static void
-client_bdat_chunk(struct smtp_relay *r, const struct relay_in *in,
-    const char *p, size_t n, size_t *used, struct relay_out *out)
-{
-	if (n > r->bdat_left)
-		n = (size_t)r->bdat_left;
-	if (r->in == RIN_BDAT) {
-		if (relay_send(r, out, p, n) < 0)
-			return;
-		r->bytes_in += n;
-		r->env.msg_size += n;
-	}
-	*used = n;
-	r->bdat_left -= n;
-	r->t_content_last = in->ms;
-	if (r->bdat_left == 0) {
-		r->in = RIN_CMD;
-		r->t_wait = r->t_content_last;	/* the backend's turn */
-	}
 }
 
 int
@@ -719,20 +531,20 @@ relay_client_step(struct smtp_relay *r, const struct relay_in *in,
 		return client_command(r, in, p, len, used, out);
 	case RIN_DATA:
 	case RIN_DATA_POISONED:
-		if (!client_data(r, in, p, len, used, out))
+		if (!rly_client_data(r, in, p, len, used, out))
 			return 0;
 		out->ev |= RELAY_EV_REARM;
 		return 1;
 	case RIN_BDAT:
 	case RIN_BDAT_DISCARD:
-		client_bdat_chunk(r, in, p, len, used, out);
+		rly_client_bdat_chunk(r, in, p, len, used, out);
 		out->ev |= RELAY_EV_REARM;
 		return 1;
 	}
 	return 0;
 }
 
-/* --- replies out, failure, TLS, timers ----------------------------------- */
+/* --- replies out, failure, TLS ----------------------------------------- */
 
 void
 relay_flush(struct smtp_relay *r, struct relay_out *out)
@@ -824,77 +636,6 @@ relay_tls_done(struct smtp_relay *r, const struct relay_tls *t,
 	r->t_active = in->ms;
 }
 
-/* Seconds a backend may take to answer a command (RFC 5321 §4.5.3.2). */
-static uint64_t
-reply_timeout(const struct reply_slot *slot)
-{
-	if (slot->flags & (RS_MSGEND | RS_GREETING))
-		return (slot->flags & RS_MSGEND) ? 600 : 300;
-	switch (slot->verb) {
-	case SMTP_V_DATA:
-		return 120;
-	case SMTP_V_BDAT:
-		return 600;	/* a chunk's reply is an end-of-data reply */
-	default:
-		return 300;
-	}
-}
-
-/*
- * Inside message content the longest pause (idle_timeout) and the whole
- * content (data_timeout) run; else the backend's reply to the oldest
- * command still waiting, measured from when the backend got its turn
- * (RFC 5321 §4.5.3.2); else the client's next complete command.
- */
-uint64_t
-relay_deadline(struct smtp_relay *r)
-{
-	const struct reply_slot *slot;
-	uint64_t at, at2;
-
-	switch (r->in) {
-	case RIN_DATA:
-	case RIN_DATA_POISONED:
-	case RIN_BDAT:
-	case RIN_BDAT_DISCARD:
-		at = r->t_content_last + r->cfg.idle_ms;
-		at2 = r->t_content + r->cfg.data_ms;
-		r->tk = at <= at2 ? RT_PAUSE : RT_CONTENT;
-		return at2 < at ? at2 : at;
-	default:
-		if ((slot = replyq_waiting(&r->rq)) != NULL) {
-			r->tk = RT_REPLY;
-			return r->t_wait + reply_timeout(slot) * 1000;
-		}
-		r->tk = RT_IDLE;
-		return r->t_active + r->cfg.idle_ms;
-	}
-}
-
-void
-relay_timeout(struct smtp_relay *r, struct relay_out *out)
-{
-	switch (r->tk) {
-	case RT_REPLY:
-		LOG(r)->warnx("%s: backend %s: reply timeout", r->cfg.id,
-		    r->cfg.backend);
-		fail(out, "backend reply timeout", R421_TIMEOUT, true);
-		break;
-	case RT_PAUSE:
-		fail(out, "idle timeout in message content", R421_IDLE, false);
-		break;
-	case RT_CONTENT:
-		LOG(r)->info("%s: message content from %s took longer than "
-		    "%d s", r->cfg.id, r->cfg.peer_addr,
-		    (int)(r->cfg.data_ms / 1000));
-		fail(out, "data timeout", R421_TOO_LONG, false);
-		break;
-	case RT_IDLE:
-		fail(out, "idle timeout", R421_IDLE, false);
-		break;
-	}
-}
-
 bool
 relay_may_end(const struct smtp_relay *r, const char **why)
 {
@@ -922,7 +663,7 @@ relay_start(struct smtp_relay *r, const struct relay_in *in)
 	struct relay_out out;
 
 	memset(&out, 0, sizeof(out));
-	return push_backend(r, in, &out, SMTP_V_UNKNOWN, RS_GREETING);
+	return rly_push_backend(r, in, &out, SMTP_V_UNKNOWN, RS_GREETING);
 }
 
 int

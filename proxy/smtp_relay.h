@@ -155,7 +155,7 @@ struct relay_out {
 struct smtp_relay {
 	struct relay_cfg	 cfg;
 	enum relay_mode		 in;
-	unsigned		 flags;		/* RF_* in smtp_relay.c */
+	unsigned		 flags;		/* RF_* in smtp_relay_int.h */
 	struct sec_facts	 facts;
 	struct relay_tls	 tls;
 	char			*helo;
