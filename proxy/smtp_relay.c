@@ -286,6 +286,11 @@ backend_reply(struct smtp_relay *r, const struct relay_in *in,
 		log_message(r, text, rp->len);
 		envelope_reset(&r->env);	/* the transaction is over */
 	}
+	/* 421: the backend is closing the channel (RFC 5321 §3.8).  Its
+	 * reply is the client's last; no 421 of ours follows it when the
+	 * close arrives. */
+	if (rp->code == 421 && !(slot->flags & RS_SWALLOW))
+		slot->flags |= RS_CLOSE;
 	if (replyq_fill(&r->rq, slot, rep, replen) < 0)
 		goto oom;
 	free(buf);

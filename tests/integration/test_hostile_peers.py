@@ -476,3 +476,34 @@ def test_backend_lost_during_handshake_gets_421_after_tls(
     r = c.read_reply()
     assert (r.code, r.enhanced) == (421, "4.4.2"), r
     c.read_until_closed(5)
+
+
+# -- a backend that closes with its own 421 ------------------------------
+
+@pytest.mark.parametrize("when", ["greeting", "mail"])
+def test_backend_421_is_the_last_reply_and_no_421_of_ours_follows(
+        backend_factory, proxy_factory, connect, when):
+    """A busy or stopping MTA answers 421 and closes (RFC 5321 §3.8):
+    the client gets exactly that reply, once, then the close; not also
+    the proxy's "connection lost" 421 for the same command."""
+    bye = b"421 4.3.2 backend.test going away\r\n"
+
+    def closes_with_421(c):
+        if when == "greeting":
+            c.send(bye)
+            return
+        c.send(b"220 backend.test ESMTP\r\n")
+        c.line()
+        c.send(EHLO_REPLY)
+        c.line()
+        c.send(bye)
+
+    be = backend_factory(closes_with_421)
+    proxy = proxy_factory(be.address)
+    c = connect(proxy, greet=False)
+    if when == "mail":
+        assert c.greeting().code == 220
+        c.ehlo()
+        c.send(b"MAIL FROM:<a@example.org>\r\n")
+    out = c.read_until_closed(10)
+    assert out == bye, out
