@@ -736,12 +736,15 @@ on_timer(uv_timer_t *t)
 		    s->peer_addr, PROXY_TIMEOUT);
 		sess_close(s, "PROXY header timeout");
 		break;
-	case SS_BACKEND_CONNECT:
-	case SS_GREETING:
-		log_warnx("%s: backend %s: %s timeout", s->id,
-		    s->lc->backend.address.text, s->state == SS_GREETING ?
-		    "greeting" : "connect");
+	case SS_BACKEND_CONNECT:	/* not reached: 4.3.0 (SPEC §4) */
+		log_warnx("%s: backend %s: connect timeout", s->id,
+		    s->lc->backend.address.text);
 		sess_backend_failed(s, "backend timeout", R421_UNAVAILABLE);
+		break;
+	case SS_GREETING:		/* a reply timeout: 4.4.2 */
+		log_warnx("%s: backend %s: greeting timeout", s->id,
+		    s->lc->backend.address.text);
+		sess_backend_failed(s, "backend timeout", R421_TIMEOUT);
 		break;
 	case SS_HANDSHAKE:
 		stats_add(&s->st->hs_failed[HSF_TIMEOUT], 1);
