@@ -7,13 +7,11 @@
 
 #include "envelope.h"
 
-/* The path of "FROM:<a@b> SIZE=1" / "TO:<c@d>": "<a@b>", printable only,
- * at most 256 bytes; NULL when out of memory. */
-static char *
-envelope_path(const char *arg, size_t len)
+/* Up to the first space outside the angle brackets ("<a b@c> X=1"). */
+void
+envelope_path(const char *arg, size_t len, char *out)
 {
 	const char *p = memchr(arg, ':', len);
-	char *out;
 	size_t i, n = 0;
 
 	if (p != NULL) {
@@ -24,16 +22,13 @@ envelope_path(const char *arg, size_t len)
 		arg++;
 		len--;
 	}
-	if ((out = malloc(258)) == NULL)
-		return NULL;
-	for (i = 0; i < len && n < 256; i++) {
+	for (i = 0; i < len && n < ENVELOPE_PATH_SIZE - 1; i++) {
 		if (arg[i] == ' ' && (arg[0] != '<' || (i > 0 &&
 		    arg[i - 1] == '>')))
 			break;
 		out[n++] = (arg[i] > 32 && arg[i] < 127) ? arg[i] : '?';
 	}
 	out[n] = '\0';
-	return out;
 }
 
 void
@@ -49,7 +44,8 @@ envelope_push(struct envelope *e, enum smtp_verb verb, const char *arg,
 		return;
 	pe = &e->pend[(e->head + e->n++) % ENVELOPE_PEND_MAX];
 	pe->verb = (uint8_t)verb;
-	pe->path = envelope_path(arg, arglen);
+	if ((pe->path = malloc(ENVELOPE_PATH_SIZE)) != NULL)
+		envelope_path(arg, arglen, pe->path);
 }
 
 void

@@ -34,6 +34,12 @@ struct envelope {
 	uint64_t		 msg_size;	/* content bytes of this message */
 };
 
+#define ENVELOPE_PATH_SIZE	257	/* a path as logged, with its NUL */
+
+/* The path of a MAIL or RCPT argument ("FROM:<a@b> SIZE=1" gives
+ * "<a@b>"), printable ('?' for anything else), cut to fit out
+ * (ENVELOPE_PATH_SIZE bytes). */
+void	envelope_path(const char *arg, size_t len, char *out);
 /* A MAIL or RCPT with this argument ("FROM:<a@b> SIZE=1") was forwarded. */
 void	envelope_push(struct envelope *e, enum smtp_verb verb, const char *arg,
 	    size_t arglen);

@@ -170,7 +170,8 @@ rly_client_data(struct smtp_relay *r, const struct relay_in *in, const char *p,
 	}
 	/* Poisoned: refuse it and drop the backend, which still waits for
 	 * the end of this message and so never completes it. */
-	rly_log_refusal(r, SMTP_V_DATA, 554, "5.5.2", PR_BARE_NEWLINE);
+	rly_log_refusal(r, NULL, SMTP_V_DATA, 554, "5.5.2",
+	    PR_BARE_NEWLINE);
 	rly_reply_local(r, out, SMTP_V_DATA, 0, 554, "5.5.2",
 	    "Message refused: bare CR or LF in message content");
 	rly_fail(out, "smuggling attempt refused", R421_REFUSED_MSG, false);

@@ -123,6 +123,26 @@ def test_refusal_line_names_command_reason_and_envelope(sink, proxy_factory,
     assert f["command"] == "RCPT" and f["code"] == 530, f
     assert f["reason"] and f["helo"] == "relay.example.net", f
     assert f["from"] == "<a@example.net>" and f["to"] == "<ok@example.org>", f
+    # The refused recipient itself (SPEC §6: "known so far").
+    assert f["rcpt"] == "<x@secure.example.org>", f
+
+
+def test_refused_mail_line_names_the_refused_sender(sink, proxy_factory,
+                                                    connect):
+    proxy = json_proxy(proxy_factory, sink, listener={
+        "policy": {"require_tls": True}})
+    c = connect(proxy)
+    c.ehlo("relay.example.net")
+    r = c.cmd("MAIL FROM:<who@example.net> SIZE=100")
+    assert r.code == 530, r
+    c.cmd("QUIT")
+    c.read_until_closed(5)
+    refs = wait_events(proxy, "refused")
+    assert len(refs) == 1, proxy.stderr()
+    f = refs[0]
+    assert f["command"] == "MAIL" and f["code"] == 530, f
+    assert f["from"] == "<who@example.net>" and f["rcpt"] == "-", f
+    assert f["helo"] == "relay.example.net", f
 
 
 def test_every_json_line_is_one_object_with_event_and_level(
