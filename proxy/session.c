@@ -586,6 +586,21 @@ client_gone(struct session *s)
 	return now;
 }
 
+/* The session's bytes into the metrics as they move, not only at its
+ * end: a long session is seen on /metrics while it runs. */
+void
+sess_count_bytes(struct session *s)
+{
+	if (s->r.bytes_in != s->counted_in) {
+		stats_add(&s->st->bytes_in, s->r.bytes_in - s->counted_in);
+		s->counted_in = s->r.bytes_in;
+	}
+	if (s->r.bytes_out != s->counted_out) {
+		stats_add(&s->st->bytes_out, s->r.bytes_out - s->counted_out);
+		s->counted_out = s->r.bytes_out;
+	}
+}
+
 void
 sess_pump(struct session *s)
 {
@@ -626,6 +641,8 @@ sess_pump(struct session *s)
 			start_tls(s);
 	} while ((s->flags & SF_REPUMP) && s->state != SS_CLOSED);
 	s->flags &= ~SF_PUMPING;
+	if (s->state != SS_CLOSED)
+		sess_count_bytes(s);
 	sess_update_reads(s);
 }
 

@@ -74,6 +74,8 @@ struct session {
 	char			 peer_addr[INET6_ADDRSTRLEN];
 	char			 peer_port[8];
 	const char		*end;		/* how it ended, for the log */
+	uint64_t		 counted_in;	/* r.bytes_in, r.bytes_out as */
+	uint64_t		 counted_out;	/* far as st has them */
 	uint64_t		 start_ms;
 	uint64_t		 hs_start_ms;
 };
@@ -81,6 +83,7 @@ struct session {
 /* session.c */
 void	sess_enter(struct session *s, enum sess_state st);
 void	sess_pump(struct session *s);
+void	sess_count_bytes(struct session *s);
 /* A relay step's input (the clocks, the queues' marks) and output (the
  * session's buffers). */
 void	sess_step_init(struct session *s, struct relay_in *in,

@@ -150,8 +150,7 @@ sess_close(struct session *s, const char *why)
 		    s->r.unsol_replies, s->r.unsol_bytes, s->r.stale_bytes);
 	sess_log(s);
 	stats_add(&s->st->conn_active, (uint64_t)-1);
-	stats_add(&s->st->bytes_in, s->r.bytes_in);
-	stats_add(&s->st->bytes_out, s->r.bytes_out);
+	sess_count_bytes(s);
 	if (s->flags & SF_COUNTED)
 		limits_release(s->limits, (struct sockaddr *)&s->peer);
 	if (s->prev != NULL)

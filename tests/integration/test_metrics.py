@@ -215,6 +215,38 @@ def test_certificate_expiry_follows_a_reload(sink, proxy_factory, certs):
         "soon.example.org"}
 
 
+def test_bytes_and_messages_count_while_the_session_is_open(
+        sink, proxy_factory, connect):
+    """SPEC §6 "messages and bytes relayed": seen on /metrics while a
+    long session runs, not only when it ends."""
+    proxy, mport = metrics_proxy(sink, proxy_factory)
+    c = connect(proxy)
+    c.ehlo()
+    assert c.cmd("MAIL FROM:<a@example.org>").code == 250
+    assert c.cmd("RCPT TO:<b@example.org>").code == 250
+    assert c.cmd("DATA").code == 354
+    body = b"Subject: open\r\n\r\n" + b"x" * 5000 + b"\r\n"
+    c.send(body + b".\r\n")
+    assert c.read_reply().code == 250
+    name = "starttls_proxy_bytes_total"
+
+    def counted():
+        m, _ = scrape(mport)
+        return (helpers.metric(m, "starttls_proxy_messages_total",
+                               listener="mx") == 1 and
+                helpers.metric(m, name, listener="mx", direction="in")
+                >= len(body) and
+                helpers.metric(m, name, listener="mx", direction="out")
+                > 0)
+    assert helpers.wait_until(counted, 5), scrape(mport)[1]
+    c.cmd("QUIT")
+    c.read_until_closed(5)
+    # The end of the session adds only what it had not counted yet.
+    m, _ = scrape(mport)
+    got_in = helpers.metric(m, name, listener="mx", direction="in")
+    assert len(body) <= got_in < len(body) + 200, got_in
+
+
 def test_rejected_connections_by_reason(sink, proxy_factory, connect):
     proxy, mport = metrics_proxy(sink, proxy_factory, listener={
         "limits": {"max_connections_per_ip": 1}})
