@@ -640,9 +640,10 @@ relay_tls_done(struct smtp_relay *r, const struct relay_tls *t,
 	r->facts.cipher_bits = t->cipher_bits;
 	r->facts.client_cert = t->client_verified;
 	r->facts.helo_since_tls = false;
-	/* RFC 3207 §4.2: forget everything learnt before TLS. */
-	free(r->helo);
-	r->helo = NULL;
+	/* RFC 3207 §4.2: forget everything learnt before TLS.  The HELO
+	 * name stays for the log lines only (a session refused after TLS
+	 * is still named); policy needs a new one (helo_since_tls), and a
+	 * Received header is written only after it. */
 	envelope_reset(&r->env);
 	r->flags &= ~(RF_BDAT_TX | RF_ESMTP);
 	smtp_framer_init(&r->framer, r->cfg.max_line);

@@ -145,6 +145,24 @@ def test_refused_mail_line_names_the_refused_sender(sink, proxy_factory,
     assert f["helo"] == "relay.example.net", f
 
 
+def test_helo_before_tls_still_names_a_session_that_ends_after_it(
+        sink, proxy_factory, connect, tls_ctx):
+    """RFC 3207 resets the dialogue at TLS, but the log still names the
+    client: a session refused (or ended) before its new EHLO shows the
+    name it gave before TLS."""
+    proxy = json_proxy(proxy_factory, sink)
+    c = connect(proxy)
+    c.ehlo("before.example.net")
+    c.starttls(tls_ctx)
+    r = c.cmd("MAIL FROM:<a@example.net>")
+    assert r.code == 503, r             # the reset itself still holds
+    c.cmd("QUIT")
+    c.read_until_closed(5)
+    sess = wait_events(proxy, "session")
+    assert sess and sess[-1]["helo"] == "before.example.net", sess
+    assert sess[-1]["tls"] != "-", sess[-1]
+
+
 def test_every_json_line_is_one_object_with_event_and_level(
         sink, proxy_factory, connect):
     proxy = json_proxy(proxy_factory, sink)
