@@ -57,6 +57,24 @@ def test_auth_shown_before_tls_when_hide_auth_before_tls_is_false(
     assert "STARTTLS" in r.keywords(), r
 
 
+def test_auth_before_tls_is_refused_and_never_reaches_the_backend(
+        sink, proxy_factory, connect, tls_ctx):
+    """hide_auth_before_tls (default): AUTH sent anyway before TLS is the
+    proxy's before_tls_code 5.7.0; after TLS it is the backend's."""
+    c = connect(proxy_factory(sink))
+    c.ehlo()
+    r = c.cmd("AUTH PLAIN AHVzZXIAc2VjcmV0")
+    assert (r.code, r.enhanced) == (530, "5.7.0"), r
+    c.starttls(tls_ctx)
+    c.ehlo()
+    r = c.cmd("AUTH PLAIN AHVzZXIAc2VjcmV0")
+    c.cmd("QUIT")
+    c.read_until_closed(5)
+    auths = [l for l in sink.all_commands()
+             if l.upper().startswith(b"AUTH")]
+    assert len(auths) == 1, sink.all_commands()
+
+
 def test_backend_without_starttls_still_gets_starttls_advertised(
         sink_factory, proxy_factory, connect):
     sink = sink_factory(ehlo_keywords=["PIPELINING", "8BITMIME"])
