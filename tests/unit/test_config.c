@@ -642,6 +642,9 @@ static const struct err_case err_cases[] = {
 	    "tls_mode \"implicit\" needs at least one tls.certificates" },
 	{ LST("    tls = { verify_client = \"required\"; };\n"), "tls = ",
 	    "tls.verify_client needs tls.client_ca" },
+	{ "workers = 1;\nuser = \"stp-no-such-user\";\nlisteners = (\n"
+	    GOOD_LISTENER ");\n", "user",
+	    "user \"stp-no-such-user\": no such user" },
 };
 
 static void
