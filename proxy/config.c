@@ -388,6 +388,33 @@ cfg_check_user(struct cfg_ctx *x, const struct config *c,
 		    strerror(errno));
 }
 
+/*
+ * The stats server binds without SO_REUSEPORT: on a listener's port it
+ * would fail at start, after -t had passed.
+ */
+static void
+cfg_check_stats(struct cfg_ctx *x, const struct config *c,
+    const config_setting_t *root)
+{
+	const config_setting_t	*s;
+	const struct cfg_addr	*l;
+	size_t			 i;
+
+	if (c->stats_listen.text == NULL)
+		return;
+	for (i = 0; i < c->n_listeners; i++) {
+		l = &c->listeners[i].listen;
+		if (l->text == NULL || !cfg_addr_collides(&c->stats_listen, l))
+			continue;
+		if ((s = config_setting_get_member(root, "stats")) != NULL)
+			s = config_setting_get_member(s, "listen");
+		cfg_err(x, s, "stats.listen \"%s\" collides with "
+		    "listeners[%zu].listen \"%s\": the same port on the same "
+		    "or a wildcard address", c->stats_listen.text, i, l->text);
+		return;
+	}
+}
+
 /* The config file's directory, absolute when it can be. */
 static char *
 cfg_dirname(const char *path)
@@ -490,6 +517,7 @@ cfg_load(const char *path, struct strlist *errs, struct strlist *warns)
 		    c->hostname);
 	cfg_check_user(&x, c, config_root_setting(&cf));
 	cfg_listeners(&x, c, config_root_setting(&cf));
+	cfg_check_stats(&x, c, config_root_setting(&cf));
 
 	config_destroy(&cf);
 	if (x.nerr > 0) {

@@ -535,6 +535,29 @@ def test_user_that_does_not_exist_is_a_config_error(stp_bin, certs,
         assert "configuration OK" not in r.out, (args, r.out)
 
 
+@pytest.mark.parametrize("host", ["127.0.0.1", "0.0.0.0"],
+                         ids=["same-address", "wildcard"])
+def test_stats_on_a_listener_port_is_a_config_error(stp_bin, certs,
+                                                    tmp_path, host):
+    """The stats server cannot bind a listener's port (it has no
+    SO_REUSEPORT): a config error at stats.listen's line, for -t and a
+    start alike, never a start that fails after -t passed."""
+    conf = tmp_path / "stats.conf"
+    cfg = write_config(conf, certs)
+    port = int(cfg["listeners"][0]["listen"].rsplit(":", 1)[1])
+    cfg["stats"] = {"listen": "%s:%d" % (host, port)}
+    conf.write_text(helpers.to_libconfig(cfg))
+    text = conf.read_text()
+    at = text.index('"%s:%d"' % (host, port), text.index("stats = "))
+    line = text[:at].count("\n") + 1
+    for args in (["-t", "-c", str(conf)], ["-c", str(conf)]):
+        r = helpers.run_cli(args)
+        assert r.returncode == 1, (args, r.out)
+        assert ('%s:%d: stats.listen "%s:%d" collides with '
+                'listeners[0].listen "127.0.0.1:%d"' % (
+                    conf, line, host, port, port)) in r.out, (args, r.out)
+
+
 @pytest.mark.parametrize("port,mode", [(465, "implicit"), (25, "starttls"),
                                        (2525, "starttls")])
 def test_check_dane_lines_use_the_listener_port(stp_bin, certs, tmp_path,
