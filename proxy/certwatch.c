@@ -355,11 +355,8 @@ certs_check_user(const struct config *cfg, struct strlist *warns)
 
 	if (cfg->user == NULL || cfg->user[0] == '\0' || geteuid() != 0)
 		return 0;
-	if ((pw = getpwnam(cfg->user)) == NULL) {
-		strlist_add(warns, "user %s: no such user", cfg->user);
-		return 1;
-	}
-	if (pw->pw_uid == 0)
+	/* A missing user is cfg_load()'s error, reported with its line. */
+	if ((pw = getpwnam(cfg->user)) == NULL || pw->pw_uid == 0)
 		return 0;
 	fflush(stdout);
 	fflush(stderr);

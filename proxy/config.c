@@ -14,7 +14,7 @@
  * an unreadable certificate at the line that names it (cfg_where()).
  * A libconfig syntax error gets a sentence on what was probably meant
  * (cfghint.c).  Nothing here opens certificates or sockets; host names
- * in addresses are resolved once, here.
+ * in addresses are resolved once, here, and so is the user.
  */
 #include <sys/types.h>
 #include <sys/socket.h>
@@ -28,6 +28,7 @@
 #include <libconfig.h>
 #include <limits.h>
 #include <netdb.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -362,6 +363,58 @@ cfg_listeners(struct cfg_ctx *x, struct config *c,
 	}
 }
 
+/*
+ * A user that does not exist: an error here, at its line, rather than a
+ * start that fails after binding (and a -t that passed).
+ */
+static void
+cfg_check_user(struct cfg_ctx *x, const struct config *c,
+    const config_setting_t *root)
+{
+	const config_setting_t	*s;
+
+	if (c->user == NULL || c->user[0] == '\0')
+		return;
+	errno = 0;
+	if (getpwnam(c->user) != NULL)
+		return;
+	s = config_setting_get_member(root, "user");
+	/* getpwnam(3): these mean "not found", others a lookup failure */
+	if (errno == 0 || errno == ENOENT || errno == ESRCH ||
+	    errno == EBADF || errno == EPERM)
+		cfg_err(x, s, "user \"%s\": no such user", c->user);
+	else
+		cfg_err(x, s, "user \"%s\": cannot look it up: %s", c->user,
+		    strerror(errno));
+}
+
+/*
+ * The stats server binds without SO_REUSEPORT: on a listener's port it
+ * would fail at start, after -t had passed.
+ */
+static void
+cfg_check_stats(struct cfg_ctx *x, const struct config *c,
+    const config_setting_t *root)
+{
+	const config_setting_t	*s;
+	const struct cfg_addr	*l;
+	size_t			 i;
+
+	if (c->stats_listen.text == NULL)
+		return;
+	for (i = 0; i < c->n_listeners; i++) {
+		l = &c->listeners[i].listen;
+		if (l->text == NULL || !cfg_addr_collides(&c->stats_listen, l))
+			continue;
+		if ((s = config_setting_get_member(root, "stats")) != NULL)
+			s = config_setting_get_member(s, "listen");
+		cfg_err(x, s, "stats.listen \"%s\" collides with "
+		    "listeners[%zu].listen \"%s\": the same port on the same "
+		    "or a wildcard address", c->stats_listen.text, i, l->text);
+		return;
+	}
+}
+
 /* The config file's directory, absolute when it can be. */
 static char *
 cfg_dirname(const char *path)
@@ -462,7 +515,9 @@ cfg_load(const char *path, struct strlist *errs, struct strlist *warns)
 		cfg_err(&x, config_setting_get_member(config_root_setting(&cf),
 		    "hostname"), "hostname \"%s\": not a host name",
 		    c->hostname);
+	cfg_check_user(&x, c, config_root_setting(&cf));
 	cfg_listeners(&x, c, config_root_setting(&cf));
+	cfg_check_stats(&x, c, config_root_setting(&cf));
 
 	config_destroy(&cf);
 	if (x.nerr > 0) {

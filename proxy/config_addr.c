@@ -181,9 +181,43 @@ addr_plain(const struct sockaddr_storage *a, struct sockaddr_storage *out)
 	}
 }
 
-/* Is a (one family, no port) the unspecified, a loopback address, or
- * one of this host's interface addresses?  Where a wildcard listener
- * would take a connection to it. */
+/* The tests below take one family and ignore the port. */
+static int
+addr_is_any(const struct sockaddr_storage *a)
+{
+	if (a->ss_family == AF_INET)
+		return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
+		    htonl(INADDR_ANY);
+	return a->ss_family == AF_INET6 && IN6_IS_ADDR_UNSPECIFIED(
+	    &((const struct sockaddr_in6 *)a)->sin6_addr);
+}
+
+static int
+addr_is_loopback(const struct sockaddr_storage *a)
+{
+	if (a->ss_family == AF_INET)
+		return (ntohl(((const struct sockaddr_in *)a)->sin_addr.s_addr)
+		    >> 24) == 127;
+	return a->ss_family == AF_INET6 && IN6_IS_ADDR_LOOPBACK(
+	    &((const struct sockaddr_in6 *)a)->sin6_addr);
+}
+
+static int
+addr_same(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+	if (a->ss_family != b->ss_family)
+		return 0;
+	if (a->ss_family == AF_INET)
+		return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
+		    ((const struct sockaddr_in *)b)->sin_addr.s_addr;
+	return a->ss_family == AF_INET6 &&
+	    memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+	    &((const struct sockaddr_in6 *)b)->sin6_addr, 16) == 0;
+}
+
+/* Is a the unspecified, a loopback address, or one of this host's
+ * interface addresses?  Where a wildcard listener would take a
+ * connection to it. */
 static int
 addr_is_local(const struct sockaddr_storage *a)
 {
@@ -192,13 +226,7 @@ addr_is_local(const struct sockaddr_storage *a)
 	struct ifaddrs			*ifs, *i;
 	int				 r = 0;
 
-	if (a->ss_family == AF_INET &&
-	    (s4->sin_addr.s_addr == htonl(INADDR_ANY) ||
-	    (ntohl(s4->sin_addr.s_addr) >> 24) == 127))
-		return 1;
-	if (a->ss_family == AF_INET6 &&
-	    (IN6_IS_ADDR_UNSPECIFIED(&s6->sin6_addr) ||
-	    IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr)))
+	if (addr_is_any(a) || addr_is_loopback(a))
 		return 1;
 	if (getifaddrs(&ifs) < 0)
 		return 0;
@@ -217,6 +245,19 @@ addr_is_local(const struct sockaddr_storage *a)
 	return r;
 }
 
+/* a and b, v4-mapped ones as IPv4, into as and bs; 0 when they do not
+ * share a TCP port. */
+static int
+addr_pair(const struct cfg_addr *a, const struct cfg_addr *b,
+    struct sockaddr_storage *as, struct sockaddr_storage *bs)
+{
+	if (a->is_unix || b->is_unix || cfg_addr_port(a) != cfg_addr_port(b))
+		return 0;
+	addr_plain(&a->ss, as);
+	addr_plain(&b->ss, bs);
+	return 1;
+}
+
 /*
  * Would a connection to backend b arrive at listen address l, i.e. the
  * proxy connect to itself?  Same port and family, and the same address,
@@ -227,35 +268,32 @@ addr_is_local(const struct sockaddr_storage *a)
 int
 cfg_addr_reaches(const struct cfg_addr *b, const struct cfg_addr *l)
 {
-	struct sockaddr_storage		 bs, ls;
-	const struct sockaddr_in	*b4 = (const struct sockaddr_in *)&bs;
-	const struct sockaddr_in	*l4 = (const struct sockaddr_in *)&ls;
-	const struct sockaddr_in6	*b6 = (const struct sockaddr_in6 *)&bs;
-	const struct sockaddr_in6	*l6 = (const struct sockaddr_in6 *)&ls;
+	struct sockaddr_storage	bs, ls;
 
-	addr_plain(&b->ss, &bs);
-	addr_plain(&l->ss, &ls);
-	if (bs.ss_family != ls.ss_family)
+	if (!addr_pair(b, l, &bs, &ls) || bs.ss_family != ls.ss_family)
 		return 0;
-	if (bs.ss_family == AF_INET) {
-		if (b4->sin_port != l4->sin_port)
-			return 0;
-		if (b4->sin_addr.s_addr == l4->sin_addr.s_addr)
-			return 1;
-		if (l4->sin_addr.s_addr == htonl(INADDR_ANY))
-			return addr_is_local(&bs);
-		return b4->sin_addr.s_addr == htonl(INADDR_ANY) &&
-		    (ntohl(l4->sin_addr.s_addr) >> 24) == 127;
-	}
-	if (bs.ss_family == AF_INET6) {
-		if (b6->sin6_port != l6->sin6_port)
-			return 0;
-		if (memcmp(&b6->sin6_addr, &l6->sin6_addr, 16) == 0)
-			return 1;
-		if (IN6_IS_ADDR_UNSPECIFIED(&l6->sin6_addr))
-			return addr_is_local(&bs);
-		return IN6_IS_ADDR_UNSPECIFIED(&b6->sin6_addr) &&
-		    IN6_IS_ADDR_LOOPBACK(&l6->sin6_addr);
-	}
-	return 0;
+	if (addr_same(&bs, &ls))
+		return 1;
+	if (addr_is_any(&ls))
+		return addr_is_local(&bs);
+	return addr_is_any(&bs) && addr_is_loopback(&ls);
+}
+
+/*
+ * Would binding a, without SO_REUSEPORT, fail with EADDRINUSE because of
+ * a listener bound to l?  Same port, and the same address or a wildcard
+ * on either side.  a is dual-stack (libuv clears IPV6_V6ONLY), so a's
+ * "[::]" also holds the IPv4 port; listeners are IPV6_V6ONLY, so l's
+ * "[::]" does not.
+ */
+int
+cfg_addr_collides(const struct cfg_addr *a, const struct cfg_addr *l)
+{
+	struct sockaddr_storage	as, ls;
+
+	if (!addr_pair(a, l, &as, &ls))
+		return 0;
+	if (as.ss_family != ls.ss_family)
+		return as.ss_family == AF_INET6 && addr_is_any(&as);
+	return addr_same(&as, &ls) || addr_is_any(&as) || addr_is_any(&ls);
 }

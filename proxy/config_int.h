@@ -56,5 +56,8 @@ int	cfg_is_list(const config_setting_t *s);
 void	cfg_addr_clear(struct cfg_addr *a);
 /* Would a connection to backend b arrive at listen address l? */
 int	cfg_addr_reaches(const struct cfg_addr *b, const struct cfg_addr *l);
+/* Would a dual-stack socket bound to a (stats.listen) collide with a
+ * listener bound to l? */
+int	cfg_addr_collides(const struct cfg_addr *a, const struct cfg_addr *l);
 
 #endif

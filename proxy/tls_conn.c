@@ -163,8 +163,10 @@ tls_take_out(struct tls_conn *c, void *buf, size_t len)
  * mismatches, cipher/group/signature-algorithm mismatches, certificate
  * problems, the peer gone.  The reasons listed are those a server
  * handshake can meet; each is in the class its text named (session.c used
- * to match words in that text).  No reason at all is logged as "protocol
- * error" and counted so.
+ * to match words in that text), except the alerts a client sends when it
+ * rejects our certificate: unknown CA, access denied, and decrypt error
+ * (a signature over our chain or by our key that it could not verify).
+ * No reason at all is logged as "protocol error" and counted so.
  */
 static enum hs_fail
 tls_fail_class(unsigned long e)
@@ -221,6 +223,9 @@ tls_fail_class(unsigned long e)
 	case SSL_R_SSLV3_ALERT_NO_CERTIFICATE:
 	case SSL_R_SSLV3_ALERT_UNSUPPORTED_CERTIFICATE:
 	case SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED:
+	case SSL_R_TLSV1_ALERT_ACCESS_DENIED:
+	case SSL_R_TLSV1_ALERT_DECRYPT_ERROR:
+	case SSL_R_TLSV1_ALERT_UNKNOWN_CA:
 	case SSL_R_TLSV1_BAD_CERTIFICATE_HASH_VALUE:
 	case SSL_R_TLSV1_BAD_CERTIFICATE_STATUS_RESPONSE:
 	case SSL_R_TLSV1_CERTIFICATE_UNOBTAINABLE:

@@ -78,14 +78,17 @@ tls_print_chain(FILE *out, X509 *leaf, STACK_OF(X509) *chain)
 /*
  * DANE-EE records for the names served (RFC 7671/7672: usage 3, selector 1
  * = SubjectPublicKeyInfo, matching 1 = SHA-256), ready to publish.  They
- * pin the key, so they survive a renewal that keeps the key.
+ * pin the key, so they survive a renewal that keeps the key.  Names are
+ * normalised (lower case, no trailing dot: the owner name gets its own
+ * dot); an invalid one is reported by the caller.  A wildcard has no
+ * single owner name: each MX host name it covers needs its own record.
  */
 static void
 tls_print_tlsa(FILE *out, X509 *x, char **names, size_t n, int port)
 {
 	unsigned char	*der = NULL, md[EVP_MAX_MD_SIZE];
 	unsigned int	 mdlen = 0, k;
-	char		 hex[2 * EVP_MAX_MD_SIZE + 1];
+	char		 hex[2 * EVP_MAX_MD_SIZE + 1], norm[TLS_NAMELEN];
 	size_t		 i;
 	int		 len;
 
@@ -94,10 +97,18 @@ tls_print_tlsa(FILE *out, X509 *x, char **names, size_t n, int port)
 	if (EVP_Digest(der, (size_t)len, md, &mdlen, EVP_sha256(), NULL) == 1) {
 		for (k = 0; k < mdlen; k++)
 			snprintf(hex + 2 * k, 3, "%02x", md[k]);
-		for (i = 0; i < n; i++)
-			if (names[i][0] != '*')
+		for (i = 0; i < n; i++) {
+			if (certname_normalize(names[i], norm,
+			    sizeof(norm)) == -1)
+				continue;
+			if (norm[0] == '*')
+				fprintf(out, "    tlsa: skipping wildcard name "
+				    "%s (publish a record under each MX host "
+				    "name it covers)\n", norm);
+			else
 				fprintf(out, "    tlsa: _%d._tcp.%s. IN TLSA "
-				    "3 1 1 %s\n", port, names[i], hex);
+				    "3 1 1 %s\n", port, norm, hex);
+		}
 	}
 	OPENSSL_free(der);
 }

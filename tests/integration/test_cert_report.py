@@ -41,3 +41,22 @@ def test_check_prints_dane_tlsa_record_per_mx_name(stp_bin, certs, tmp_path):
     assert line in r.out, r.out
     # A wildcard is not a host name a sender connects to: no record.
     assert "_25._tcp.*." not in r.out, r.out
+
+
+def test_check_dane_owner_names_are_normalised(stp_bin, certs, tmp_path):
+    """A configured name keeps its case and trailing dot in the config;
+    the TLSA owner name is lower case with one final dot.  A wildcard is
+    skipped, and -t says so."""
+    conf = tmp_path / "names.conf"
+    write_config(conf, certs, listen="127.0.0.1:2525", tls={
+        "certificates": [
+            {"cert": certs.cert("mx1"), "key": certs.key("mx1"),
+             "names": ["MX1.Example.ORG."]},
+            {"cert": certs.cert("wild"), "key": certs.key("wild")}]})
+    r = helpers.run_cli(["-t", "-c", str(conf)])
+    assert r.returncode == 0, r.out
+    want = _spki_sha256(certs.cert("mx1"))
+    tlsa = [l.strip() for l in r.out.splitlines() if " IN TLSA " in l]
+    assert tlsa == ["tlsa: _2525._tcp.mx1.example.org. IN TLSA 3 1 1 "
+                    + want], r.out
+    assert "tlsa: skipping wildcard name *.wild.example.org" in r.out, r.out

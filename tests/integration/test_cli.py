@@ -515,6 +515,49 @@ def test_syntax_error_unquoted_string(stp_bin, tmp_path):
         "double quotes" in r.out, r.out
 
 
+def test_user_that_does_not_exist_is_a_config_error(stp_bin, certs,
+                                                    tmp_path):
+    """SPEC §2: exit 1 with file:LINE, from -t (which used to warn and
+    pass) as from a start (which failed after binding, without a line)."""
+    import pwd
+    with pytest.raises(KeyError):
+        pwd.getpwnam("stp-no-such-user")
+    conf = tmp_path / "user.conf"
+    cfg = write_config(conf, certs)
+    cfg["user"] = "stp-no-such-user"
+    conf.write_text(helpers.to_libconfig(cfg))
+    line = line_of(conf.read_text(), "stp-no-such-user")
+    for args in (["-t", "-c", str(conf)], ["-c", str(conf)]):
+        r = helpers.run_cli(args)
+        assert r.returncode == 1, (args, r.out)
+        assert '%s:%d: user "stp-no-such-user": no such user' % (
+            conf, line) in r.out, (args, r.out)
+        assert "configuration OK" not in r.out, (args, r.out)
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "0.0.0.0"],
+                         ids=["same-address", "wildcard"])
+def test_stats_on_a_listener_port_is_a_config_error(stp_bin, certs,
+                                                    tmp_path, host):
+    """The stats server cannot bind a listener's port (it has no
+    SO_REUSEPORT): a config error at stats.listen's line, for -t and a
+    start alike, never a start that fails after -t passed."""
+    conf = tmp_path / "stats.conf"
+    cfg = write_config(conf, certs)
+    port = int(cfg["listeners"][0]["listen"].rsplit(":", 1)[1])
+    cfg["stats"] = {"listen": "%s:%d" % (host, port)}
+    conf.write_text(helpers.to_libconfig(cfg))
+    text = conf.read_text()
+    at = text.index('"%s:%d"' % (host, port), text.index("stats = "))
+    line = text[:at].count("\n") + 1
+    for args in (["-t", "-c", str(conf)], ["-c", str(conf)]):
+        r = helpers.run_cli(args)
+        assert r.returncode == 1, (args, r.out)
+        assert ('%s:%d: stats.listen "%s:%d" collides with '
+                'listeners[0].listen "127.0.0.1:%d"' % (
+                    conf, line, host, port, port)) in r.out, (args, r.out)
+
+
 @pytest.mark.parametrize("port,mode", [(465, "implicit"), (25, "starttls"),
                                        (2525, "starttls")])
 def test_check_dane_lines_use_the_listener_port(stp_bin, certs, tmp_path,
@@ -544,12 +587,22 @@ def shipped_configs():
                          ids=lambda p: os.path.basename(p))
 def test_shipped_configs_pass_check(stp_bin, certs, tmp_path, path):
     """The reference config and every example pass -t under the strict
-    rules once their certificate paths point at real files."""
+    rules once their certificate paths point at real files and their
+    user exists (in-front-of-exim's "starttls-proxy" is made by the
+    Debian package; here it becomes the invoking user)."""
+    import pwd
     text = open(path).read()
     text = re.sub(r'\bcert\s*=\s*"[^"]*"', 'cert = "%s"' % certs.cert("mx1"),
                   text)
     text = re.sub(r'\bkey\s*=\s*"[^"]*"', 'key = "%s"' % certs.key("mx1"),
                   text)
+    for user in re.findall(r'^\s*user\s*=\s*"([^"]+)"', text, re.M):
+        try:
+            pwd.getpwnam(user)
+        except KeyError:
+            me = pwd.getpwuid(os.geteuid()).pw_name
+            text = re.sub(r'^(\s*user\s*=\s*)"%s"' % re.escape(user),
+                          r'\1"%s"' % me, text, flags=re.M)
     conf = tmp_path / os.path.basename(path)
     conf.write_text(text)
     r = helpers.run_cli(["-t", "-c", str(conf)])

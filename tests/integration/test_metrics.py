@@ -261,6 +261,36 @@ def test_rejected_connections_by_reason(sink, proxy_factory, connect):
     held.close()
 
 
+def test_client_rejecting_our_certificate_counts_as_certificate(
+        sink, proxy_factory, tmp_path):
+    """A client whose CA does not trust the served certificate aborts the
+    handshake with an alert (unknown CA): reason "certificate", as a
+    refused client certificate would be, not "other"."""
+    ca = str(tmp_path / "other-ca.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec",
+                    "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-keyout", str(tmp_path / "other-ca.key"), "-out", ca,
+                    "-days", "2", "-subj", "/CN=Other CA"],
+                   check=True, capture_output=True, timeout=60)
+    proxy, mport = metrics_proxy(sink, proxy_factory)
+    name = "starttls_proxy_handshakes_failed_total"
+    before, _ = scrape(mport)
+    c = helpers.Client(proxy.port)
+    c.greeting()
+    c.ehlo()
+    with pytest.raises(ssl.SSLCertVerificationError):
+        c.starttls(ssl.create_default_context(cafile=ca))
+    c.close()
+    assert helpers.wait_until(lambda: " session " in proxy.stderr(), 5), \
+        proxy.stderr()
+    after, _ = scrape(mport)
+    for reason, want in (("certificate", 1), ("other", 0)):
+        assert (helpers.metric(after, name, listener="mx", reason=reason)
+                - helpers.metric(before, name, listener="mx",
+                                 reason=reason)) == want, (
+            reason, proxy.stderr()[-2000:])
+
+
 @pytest.mark.parametrize("workers", [1, 3])
 def test_healthz_200_and_no_backend_connection(sink, proxy_factory,
                                                workers):

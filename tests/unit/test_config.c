@@ -642,6 +642,15 @@ static const struct err_case err_cases[] = {
 	    "tls_mode \"implicit\" needs at least one tls.certificates" },
 	{ LST("    tls = { verify_client = \"required\"; };\n"), "tls = ",
 	    "tls.verify_client needs tls.client_ca" },
+	{ "workers = 1;\nuser = \"stp-no-such-user\";\nlisteners = (\n"
+	    GOOD_LISTENER ");\n", "user",
+	    "user \"stp-no-such-user\": no such user" },
+	{ "stats = { listen = \"127.0.0.1:2525\"; };\nlisteners = (\n"
+	    GOOD_LISTENER ");\n", "stats", "stats.listen \"127.0.0.1:2525\" "
+	    "collides with listeners[0].listen \"127.0.0.1:2525\"" },
+	{ "stats = {\n  listen = \"0.0.0.0:2525\"; };\nlisteners = (\n"
+	    GOOD_LISTENER ");\n", "listen = \"0", "stats.listen "
+	    "\"0.0.0.0:2525\" collides with listeners[0].listen" },
 };
 
 static void
@@ -697,6 +706,63 @@ test_duplicates(void)
 	ASSERT_MSG(&errs, 8, "listeners[2].listen \"127.0.0.1:2525\" is the "
 	    "same address as listeners[0]");
 	strlist_free(&errs);
+}
+
+/*
+ * stats.listen against a listener's address, as the kernel sees them: the
+ * stats socket is dual-stack and has no SO_REUSEPORT, listeners are
+ * IPV6_V6ONLY.
+ */
+static const struct {
+	const char	*stats, *listen;
+	int		 collides;
+} stats_cases[] = {
+	{ "127.0.0.1:2525", "127.0.0.1:2525", 1 },
+	{ "0.0.0.0:2525", "127.0.0.1:2525", 1 },
+	{ "127.0.0.1:2525", "0.0.0.0:2525", 1 },
+	{ "[::]:2525", "127.0.0.1:2525", 1 },
+	{ "[::]:2525", "[::1]:2525", 1 },
+	{ "[::1]:2525", "[::]:2525", 1 },
+	{ "[::ffff:127.0.0.1]:2525", "127.0.0.1:2525", 1 },
+	{ "127.0.0.1:2526", "127.0.0.1:2525", 0 },
+	{ "0.0.0.0:2526", "0.0.0.0:2525", 0 },
+	{ "127.0.0.2:2525", "127.0.0.1:2525", 0 },
+	{ "[::1]:2525", "127.0.0.1:2525", 0 },
+	{ "0.0.0.0:2525", "[::]:2525", 0 },
+};
+
+static void
+test_stats_listen(void)
+{
+	struct strlist	 errs;
+	struct config	*c;
+	char		 text[512];
+	size_t		 i;
+
+	for (i = 0; i < sizeof(stats_cases) / sizeof(stats_cases[0]); i++) {
+		memset(&errs, 0, sizeof(errs));
+		snprintf(text, sizeof(text), "stats = { listen = \"%s\"; };\n"
+		    "listeners = (\n"
+		    "  { name = \"other\"; listen = \"127.0.0.3:2527\";\n"
+		    "    backend = { address = \"127.0.0.1:25\"; }; },\n"
+		    "  { name = \"mx\"; listen = \"%s\";\n"
+		    "    backend = { address = \"127.0.0.1:25\"; }; }\n"
+		    ");\n", stats_cases[i].stats, stats_cases[i].listen);
+		c = load(text, &errs, NULL);
+		if (stats_cases[i].collides) {
+			ASSERT_TRUE(c == NULL);
+			ASSERT_EQ(errs.n, 1);
+			ASSERT_MSG(&errs, 1, "collides with listeners[1].listen");
+		} else {
+			ASSERT_TRUE(c != NULL);
+			if (c == NULL)
+				dump("errs", &errs);
+		}
+		UNIT_ROW("stats_cases[%zu] (%s, %s)", i, stats_cases[i].stats,
+		    stats_cases[i].listen);
+		cfg_free(c);
+		strlist_free(&errs);
+	}
 }
 
 /* Every error of one file is reported, in file order, and only those. */
@@ -1390,6 +1456,7 @@ main(void)
 	test_empty_tls();
 	test_errors();
 	test_duplicates();
+	test_stats_listen();
 	test_multiple();
 	test_unknown_keys();
 	test_edit_distance();
