@@ -105,6 +105,15 @@ def test_failed_handshake_still_logs_the_sni_asked_for(sink, proxy_factory,
     assert sess[-1]["tls"] == "-", sess[-1]
 
 
+def the_one_refusal(proxy, c):
+    """QUIT, then the session's only "refused" line."""
+    c.cmd("QUIT")
+    c.read_until_closed(5)
+    refs = wait_events(proxy, "refused")
+    assert len(refs) == 1, proxy.stderr()
+    return refs[0]
+
+
 def test_refusal_line_names_command_reason_and_envelope(sink, proxy_factory,
                                                         connect):
     proxy = json_proxy(proxy_factory, sink, listener={
@@ -115,11 +124,7 @@ def test_refusal_line_names_command_reason_and_envelope(sink, proxy_factory,
     assert c.cmd("RCPT TO:<ok@example.org>").code == 250
     r = c.cmd("RCPT TO:<x@secure.example.org>")
     assert r.code == 530, r
-    c.cmd("QUIT")
-    c.read_until_closed(5)
-    refs = wait_events(proxy, "refused")
-    assert len(refs) == 1, proxy.stderr()
-    f = refs[0]
+    f = the_one_refusal(proxy, c)
     assert f["command"] == "RCPT" and f["code"] == 530, f
     assert f["reason"] and f["helo"] == "relay.example.net", f
     assert f["from"] == "<a@example.net>" and f["to"] == "<ok@example.org>", f
@@ -135,11 +140,7 @@ def test_refused_mail_line_names_the_refused_sender(sink, proxy_factory,
     c.ehlo("relay.example.net")
     r = c.cmd("MAIL FROM:<who@example.net> SIZE=100")
     assert r.code == 530, r
-    c.cmd("QUIT")
-    c.read_until_closed(5)
-    refs = wait_events(proxy, "refused")
-    assert len(refs) == 1, proxy.stderr()
-    f = refs[0]
+    f = the_one_refusal(proxy, c)
     assert f["command"] == "MAIL" and f["code"] == 530, f
     assert f["from"] == "<who@example.net>" and f["rcpt"] == "-", f
     assert f["helo"] == "relay.example.net", f
