@@ -100,7 +100,15 @@ sess_log(struct session *s)
 	uint64_t ms = uv_now(s->ss->loop) - s->start_ms;
 	int tls = (s->flags & SF_TLS) != 0;
 	const char *sni = s->cl.tls != NULL ? tls_conn_sni(s->cl.tls) : NULL;
+	const char *cert = NULL, *cert_key = NULL;
 
+	/* The certificate served: also for a handshake that failed after
+	 * it (a client that did not trust it wants to be found). */
+	if (tls) {
+		cert = s->tinfo.cert_name;
+		cert_key = s->tinfo.cert_keytype;
+	} else if (s->cl.tls != NULL)
+		(void)tls_conn_cert(s->cl.tls, &cert, &cert_key);
 	snprintf(msgs, sizeof(msgs), "%u", s->r.messages);
 	snprintf(bin, sizeof(bin), "%" PRIu64, s->r.bytes_in);
 	snprintf(bout, sizeof(bout), "%" PRIu64, s->r.bytes_out);
@@ -114,9 +122,8 @@ sess_log(struct session *s)
 	    "listener", s->lc->name,
 	    "helo", s->r.helo ? s->r.helo : "-",
 	    "sni", sni ? sni : "-",
-	    "cert", tls && s->tinfo.cert_name ? s->tinfo.cert_name : "-",
-	    "cert_key", tls && s->tinfo.cert_keytype ? s->tinfo.cert_keytype :
-		"-",
+	    "cert", cert ? cert : "-",
+	    "cert_key", cert_key ? cert_key : "-",
 	    "tls", tls ? s->tinfo.version : "-",
 	    "cipher", tls ? s->tinfo.cipher : "-",
 	    "client_cert", tls && s->tinfo.client_subject[0] ?

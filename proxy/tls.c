@@ -725,6 +725,7 @@ tls_on_client_hello(SSL *ssl, int *al, void *arg)
 	if (pick >= tl->n_certs)
 		pick = 0;
 	c->chosen = pick;
+	c->picked = 1;
 
 	ctx = tl->certs[pick].ctx;
 	if (SSL_get_SSL_CTX(ssl) != ctx) {

@@ -132,6 +132,10 @@ void		 tls_get_info(struct tls_conn *c, struct tls_info *out);
 /* The server name the client asked for (SNI), also when the handshake
  * failed after its ClientHello; NULL when none was sent. */
 const char	*tls_conn_sni(const struct tls_conn *c);
+/* The certificate chosen for the client's ClientHello (first name, key
+ * type), also when the handshake failed after it; -1 before one came. */
+int		 tls_conn_cert(const struct tls_conn *c, const char **name,
+		    const char **keytype);
 
 /* Why the last TLS_ERROR happened, a short static-ish string for logs
  * ("handshake: no shared cipher", "renegotiation refused"...). */

@@ -354,6 +354,20 @@ tls_conn_sni(const struct tls_conn *c)
 	return c->has_sni ? c->sni : NULL;
 }
 
+int
+tls_conn_cert(const struct tls_conn *c, const char **name,
+    const char **keytype)
+{
+	const struct tls_cert *tc;
+
+	if (!c->picked || c->chosen >= c->lsn->n_certs)
+		return -1;
+	tc = &c->lsn->certs[c->chosen];
+	*name = tc->n_names > 0 ? tc->names[0] : NULL;
+	*keytype = tls_keytype_name(tc->keytype);
+	return 0;
+}
+
 void
 tls_get_info(struct tls_conn *c, struct tls_info *out)
 {

@@ -61,6 +61,7 @@ struct tls_conn {
 	BIO			*wbio;		/* owned by ssl */
 	const struct tls_lsn	*lsn;
 	size_t			 chosen;	/* index into lsn->certs */
+	int			 picked;	/* chosen was set by a ClientHello */
 	int			 has_sni;
 	int			 reneg;		/* a renegotiation was refused */
 	int			 ticket;	/* TLS 1.3 session ticket queued */

@@ -83,8 +83,8 @@ def test_session_and_message_lines_through_exim(exim, proxy_factory,
     assert s["messages"] == 1, s
 
 
-def test_failed_handshake_still_logs_the_sni_asked_for(sink, proxy_factory,
-                                                       connect):
+def test_failed_handshake_still_logs_the_sni_and_certificate(
+        sink, proxy_factory, connect):
     proxy = json_proxy(proxy_factory, sink)
     c = connect(proxy)
     c.ehlo()
@@ -103,6 +103,9 @@ def test_failed_handshake_still_logs_the_sni_asked_for(sink, proxy_factory,
     assert sess, proxy.stderr()
     assert sess[-1]["sni"] == "mx1.example.org", sess[-1]
     assert sess[-1]["tls"] == "-", sess[-1]
+    # The certificate the client was shown (and did not trust).
+    assert sess[-1]["cert"] == "mx1.example.org", sess[-1]
+    assert sess[-1]["cert_key"] in ("ECDSA", "RSA"), sess[-1]
 
 
 def the_one_refusal(proxy, c):
