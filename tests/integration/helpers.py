@@ -151,31 +151,35 @@ class Certs:
                  "-extensions", "v3", "-out", name + ".pem", cwd=self.dir)
 
     def _make_expired(self):
-        """expired.pem: valid in January 2020 only (openssl ca can set
-        dates in the past, openssl x509 -req cannot in 3.0)."""
+        """expired.pem: valid in January 2020 only; future.pem: valid
+        from 2200 on (openssl ca can set any dates, openssl x509 -req
+        cannot in 3.0)."""
         d = self.dir
         os.makedirs(os.path.join(d, "newcerts"), exist_ok=True)
         open(os.path.join(d, "index.txt"), "w").close()
         with open(os.path.join(d, "serial"), "w") as f:
             f.write("1000\n")
-        with open(os.path.join(d, "ca.cnf"), "w") as f:
-            f.write("[ca]\ndefault_ca = tca\n"
-                    "[tca]\ndatabase = index.txt\nnew_certs_dir = newcerts\n"
-                    "serial = serial\ndefault_md = sha256\npolicy = pol\n"
-                    "unique_subject = no\n"
-                    "x509_extensions = v3\n"
-                    "[pol]\ncommonName = supplied\n"
-                    "[v3]\nbasicConstraints = CA:FALSE\n"
-                    "subjectAltName = DNS:expired.example.org\n")
-        self._genkey("expired.key")
-        _openssl("req", "-new", "-key", "expired.key",
-                 "-subj", "/CN=expired.example.org", "-out", "expired.csr",
-                 cwd=d)
-        _openssl("ca", "-config", "ca.cnf", "-batch", "-notext",
-                 "-cert", "ca.pem", "-keyfile", "ca.key",
-                 "-startdate", "20200101000000Z",
-                 "-enddate", "20200201000000Z",
-                 "-in", "expired.csr", "-out", "expired.pem", cwd=d)
+        for name, start, end in (
+                ("expired", "20200101000000Z", "20200201000000Z"),
+                ("future", "22000101000000Z", "22000201000000Z")):
+            with open(os.path.join(d, "ca.cnf"), "w") as f:
+                f.write("[ca]\ndefault_ca = tca\n"
+                        "[tca]\ndatabase = index.txt\n"
+                        "new_certs_dir = newcerts\n"
+                        "serial = serial\ndefault_md = sha256\n"
+                        "policy = pol\nunique_subject = no\n"
+                        "x509_extensions = v3\n"
+                        "[pol]\ncommonName = supplied\n"
+                        "[v3]\nbasicConstraints = CA:FALSE\n"
+                        "subjectAltName = DNS:%s.example.org\n" % name)
+            self._genkey(name + ".key")
+            _openssl("req", "-new", "-key", name + ".key",
+                     "-subj", "/CN=%s.example.org" % name,
+                     "-out", name + ".csr", cwd=d)
+            _openssl("ca", "-config", "ca.cnf", "-batch", "-notext",
+                     "-cert", "ca.pem", "-keyfile", "ca.key",
+                     "-startdate", start, "-enddate", end,
+                     "-in", name + ".csr", "-out", name + ".pem", cwd=d)
 
     def client_context(self, maximum=None, ciphers=None):
         ctx = ssl.create_default_context(cafile=self.ca)

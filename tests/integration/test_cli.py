@@ -130,14 +130,17 @@ def test_key_not_matching_certificate_exits_1(stp_bin, certs, tmp_path):
             (args, r.out)
 
 
-def test_check_expired_certificate_exits_1_naming_path(stp_bin, certs,
-                                                       tmp_path):
-    conf = tmp_path / "expired.conf"
+@pytest.mark.parametrize("name", ["expired", "future"])
+def test_check_expired_or_not_yet_valid_certificate_exits_1_naming_path(
+        stp_bin, certs, tmp_path, name):
+    """SPEC §5: an expired or not-yet-valid certificate is an error of
+    -t (exit 1, naming the path)."""
+    conf = tmp_path / (name + ".conf")
     write_config(conf, certs, tls={"certificates": [
-        {"cert": certs.cert("expired"), "key": certs.key("expired")}]})
+        {"cert": certs.cert(name), "key": certs.key(name)}]})
     r = helpers.run_cli(["-t", "-c", str(conf)])
     assert r.returncode == 1, r.out
-    assert certs.cert("expired") in r.out, r.out
+    assert certs.cert(name) in r.out, r.out
 
 
 def test_relative_paths_are_relative_to_config_dir(stp_bin, certs, tmp_path):
