@@ -2,7 +2,6 @@
  * gen - a configuration and its TLS set as one reference-counted value
  * (see gen.h).
  */
-#include <stdio.h>
 #include <stdlib.h>
 
 #include "gen.h"
@@ -11,27 +10,25 @@ struct gen *
 gen_load(const char *path, struct strlist *errs, struct strlist *warns)
 {
 	struct config	*cfg;
-	struct tls_set	*tls;
+	struct tls_set	*tls = NULL;
 	struct gen	*g;
 
 	if ((cfg = cfg_load(path, errs, warns)) == NULL)
 		return NULL;
-	if ((tls = tls_set_build(cfg, errs, warns)) == NULL ||
-	    errs->n > 0) {
-		tls_set_free(tls);
-		cfg_free(cfg);
-		return NULL;
-	}
+	if ((tls = tls_set_build(cfg, errs, warns)) == NULL || errs->n > 0)
+		goto fail;
 	if ((g = calloc(1, sizeof(*g))) == NULL) {
 		strlist_add(errs, "%s: out of memory", path);
-		tls_set_free(tls);
-		cfg_free(cfg);
-		return NULL;
+		goto fail;
 	}
 	g->refs = 1;
 	g->cfg = cfg;
 	g->tls = tls;
 	return g;
+fail:
+	tls_set_free(tls);
+	cfg_free(cfg);
+	return NULL;
 }
 
 struct gen *

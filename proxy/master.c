@@ -373,8 +373,8 @@ metrics_certs(const struct gen *g, size_t *n)
 	if (max == 0 || (v = calloc(max, sizeof(*v))) == NULL)
 		return NULL;
 	for (li = 0; li < cfg->n_listeners; li++)
-		for (i = 0; *n < max && tls_cert_info(cfg, g->tls, li, i, &ci) == 0;
-		    i++) {
+		for (i = 0; *n < max &&
+		    tls_cert_info(cfg, g->tls, li, i, &ci) == 0; i++) {
 			v[*n].listener = cfg->listeners[li].name;
 			v[*n].name = ci.n_names > 0 ? ci.names[0] : "";
 			v[*n].key_type = ci.key_type;

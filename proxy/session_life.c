@@ -102,12 +102,9 @@ sess_log(struct session *s)
 	const char *sni = s->cl.tls != NULL ? tls_conn_sni(s->cl.tls) : NULL;
 	const char *cert = NULL, *cert_key = NULL;
 
-	/* The certificate served: also for a handshake that failed after
-	 * it (a client that did not trust it wants to be found). */
-	if (tls) {
-		cert = s->tinfo.cert_name;
-		cert_key = s->tinfo.cert_keytype;
-	} else if (s->cl.tls != NULL)
+	/* The certificate served, also when the handshake failed after it
+	 * (a client that did not trust it wants to be found). */
+	if (s->cl.tls != NULL)
 		(void)tls_conn_cert(s->cl.tls, &cert, &cert_key);
 	snprintf(msgs, sizeof(msgs), "%u", s->r.messages);
 	snprintf(bin, sizeof(bin), "%" PRIu64, s->r.bytes_in);
@@ -325,8 +322,7 @@ sess_relay_init(struct session *s)
 	rc.banner = lc->banner;
 	rc.backend = lc->backend.address.text;
 	rc.hostname = s->gen->cfg->hostname[0] != '\0' ?
-	    s->gen->cfg->hostname :
-	    s->ss->hostname;
+	    s->gen->cfg->hostname : s->ss->hostname;
 	rc.listener = lc->name;
 	rc.id = s->id;
 	rc.peer_addr = s->peer_addr;

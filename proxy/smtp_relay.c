@@ -69,20 +69,20 @@ log_message(struct smtp_relay *r, const char *text, size_t len)
 }
 
 /* A command the proxy refused itself (policy): counted, one line with
- * the envelope known so far, the refused MAIL's or RCPT's path included
- * (cmd: that command, or NULL). */
+ * the envelope known so far, the refused MAIL's or RCPT's path
+ * included. */
 void
-rly_log_refusal(struct smtp_relay *r, const struct smtp_cmd *cmd,
-    enum smtp_verb verb, int code, const char *enh,
-    enum policy_reason reason)
+rly_log_refusal(struct smtp_relay *r, const struct smtp_cmd *cmd, int code,
+    const char *enh, enum policy_reason reason)
 {
+	enum smtp_verb verb = cmd->verb;
 	char c[8], path[ENVELOPE_PATH_SIZE] = "-";
 	const char *from = r->env.from ? r->env.from : "-";
 
 	r->refusals++;
 	if (r->cfg.st != NULL)
 		stats_add(&r->cfg.st->refusals[reason], 1);
-	if (cmd != NULL && (verb == SMTP_V_MAIL || verb == SMTP_V_RCPT))
+	if (verb == SMTP_V_MAIL || verb == SMTP_V_RCPT)
 		envelope_path(cmd->arg, cmd->arglen, path);
 	if (verb == SMTP_V_MAIL)
 		from = path;
@@ -419,8 +419,7 @@ handle_command(struct smtp_relay *r, const struct relay_in *in,
 
 	if (v.action == POLICY_REPLY) {
 		if (v.reason != PR_PROTOCOL)
-			rly_log_refusal(r, &cmd, cmd.verb, v.code, v.enh,
-			    v.reason);
+			rly_log_refusal(r, &cmd, v.code, v.enh, v.reason);
 		rly_reply_local(r, out, cmd.verb, 0, v.code, v.enh, v.text);
 		rly_bdat_refused(r, in, &cmd);
 		return;

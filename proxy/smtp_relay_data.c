@@ -16,6 +16,9 @@
 #include "smtp_relay.h"
 #include "smtp_relay_int.h"
 
+/* What a refused message is logged as. */
+static const struct smtp_cmd data_cmd = { SMTP_V_DATA, "", 0 };
+
 /* The Received: header for this session's next message; its length. */
 static size_t
 make_received(struct smtp_relay *r, const struct relay_in *in, char *hdr,
@@ -170,8 +173,7 @@ rly_client_data(struct smtp_relay *r, const struct relay_in *in, const char *p,
 	}
 	/* Poisoned: refuse it and drop the backend, which still waits for
 	 * the end of this message and so never completes it. */
-	rly_log_refusal(r, NULL, SMTP_V_DATA, 554, "5.5.2",
-	    PR_BARE_NEWLINE);
+	rly_log_refusal(r, &data_cmd, 554, "5.5.2", PR_BARE_NEWLINE);
 	rly_reply_local(r, out, SMTP_V_DATA, 0, 554, "5.5.2",
 	    "Message refused: bare CR or LF in message content");
 	rly_fail(out, "smuggling attempt refused", R421_REFUSED_MSG, false);

@@ -34,8 +34,7 @@
 void	rly_fail(struct relay_out *out, const char *why, const char *reply,
 	    bool backend);
 void	rly_log_refusal(struct smtp_relay *r, const struct smtp_cmd *cmd,
-	    enum smtp_verb verb, int code, const char *enh,
-	    enum policy_reason reason);
+	    int code, const char *enh, enum policy_reason reason);
 void	rly_reply_local(struct smtp_relay *r, struct relay_out *out,
 	    enum smtp_verb verb, uint16_t flags, int code, const char *enh,
 	    const char *text);

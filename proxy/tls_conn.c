@@ -372,7 +372,6 @@ void
 tls_get_info(struct tls_conn *c, struct tls_info *out)
 {
 	const SSL_CIPHER	*ciph;
-	const struct tls_cert	*tc;
 	X509			*peer;
 	BIO			*bio;
 	int			 alg_bits = 0, n;
@@ -386,9 +385,7 @@ tls_get_info(struct tls_conn *c, struct tls_info *out)
 		out->cipher_bits = alg_bits;
 	}
 	out->sni = c->has_sni ? c->sni : NULL;
-	tc = &c->lsn->certs[c->chosen];
-	out->cert_name = tc->n_names > 0 ? tc->names[0] : NULL;
-	out->cert_keytype = tls_keytype_name(tc->keytype);
+	(void)tls_conn_cert(c, &out->cert_name, &out->cert_keytype);
 
 	if ((peer = SSL_get1_peer_certificate(c->ssl)) == NULL)
 		return;
